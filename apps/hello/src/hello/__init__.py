@@ -1,0 +1,3 @@
+"""hello: the simplest app possible."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""The eco-system as data: `ecosystem.toml` -> a validated, typed `Catalog`.
+
+Errors name the file, the key and the fix (`CatalogError`, exit 2).
+"""
+
+from ._catalog import RESERVED_NAMES, Catalog, Instance
+from ._duration import format_duration, parse_duration
+from ._load import load_catalog, parse_catalog
+from ._model import (
+    AlertmanagerSpec,
+    CatalogSpec,
+    EdgeSpec,
+    EnvironmentSpec,
+    HealthCheckSpec,
+    HostSpec,
+    PrometheusSpec,
+    ServiceSpec,
+)
+from ._problems import CatalogError, Problem
+
+__all__ = [
+    "RESERVED_NAMES",
+    "AlertmanagerSpec",
+    "Catalog",
+    "CatalogError",
+    "CatalogSpec",
+    "EdgeSpec",
+    "EnvironmentSpec",
+    "HealthCheckSpec",
+    "HostSpec",
+    "Instance",
+    "PrometheusSpec",
+    "Problem",
+    "ServiceSpec",
+    "format_duration",
+    "load_catalog",
+    "parse_catalog",
+    "parse_duration",
+]

@@ -1,0 +1,71 @@
+"""The catalog as the rest of sevenleague sees it: validated, offset, with instances named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ._model import CatalogSpec, ServiceSpec
+
+# Names the eco-system's own processes use; a service may not take them.
+RESERVED_NAMES = frozenset({"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league"})
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One running copy of a service: the unit the edge balances over and Prometheus scrapes."""
+
+    name: str
+    service: str
+    index: int
+    host: str
+    address: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+
+def instance_ports(spec: ServiceSpec) -> list[int]:
+    return [spec.port + i for i in range(spec.instances)]
+
+
+def plan_instances(name: str, spec: ServiceSpec, catalog: CatalogSpec) -> list[Instance]:
+    """Instances of one service, spread over its hosts in turn (1 -> first host, 2 -> next...)."""
+    instances = []
+    for i, port in enumerate(instance_ports(spec)):
+        host = spec.hosts[i % len(spec.hosts)]
+        address = catalog.hosts[host].address
+        instances.append(
+            Instance(name=f"{name}-{i + 1}", service=name, index=i + 1, host=host, address=address, port=port)
+        )
+    return instances
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A validated `ecosystem.toml` with `LEAGUE_PORT_OFFSET` already applied to every port."""
+
+    source: Path
+    spec: CatalogSpec
+    port_offset: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.ecosystem.name
+
+    @cached_property
+    def instances(self) -> list[Instance]:
+        return [
+            instance
+            for name, service in self.spec.services.items()
+            for instance in plan_instances(name, service, self.spec)
+        ]
+
+    def instances_of(self, service: str) -> list[Instance]:
+        return [i for i in self.instances if i.service == service]
+
+    def address_of(self, host: str) -> str:
+        return self.spec.hosts[host].address

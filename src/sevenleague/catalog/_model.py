@@ -1,0 +1,108 @@
+"""The schema of `ecosystem.toml`: typed, validated, documented in one place.
+
+Every field carries its description; `docs/catalog.md` is generated from these models,
+so the reference page and the validator can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ._duration import parse_duration
+
+NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
+NAME_RULE = "names use lowercase letters, digits and '-', start with a letter, at most 32 characters"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    """Strict on purpose: a typo in a key or a quoted number is an error, not a default."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EcosystemSpec(_Section):
+    name: Name = Field(description="Name of this eco-system; shown in status and external labels.")
+    description: str = Field("", description="One line saying what this eco-system runs.")
+
+
+class HostSpec(_Section):
+    driver: Literal["local"] = Field(
+        "local", description='How sevenleague runs things there: "local" is supervisord on this machine.'
+    )
+    address: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address other processes use to reach this host (IP or DNS name).",
+    )
+
+
+class EnvironmentSpec(_Section):
+    hosts: list[Name] = Field(min_length=1, description="Hosts that belong to this environment.")
+
+
+class EdgeSpec(_Section):
+    host: Name = Field("local", description="Host that runs the edge load balancer (HAProxy).")
+    port: Port = Field(description="Port where users reach every service (HTTP).")
+    stats_port: Port = Field(description="Port of HAProxy's stats page and Prometheus exporter.")
+
+
+class PrometheusSpec(_Section):
+    host: Name = Field("local", description="Host that runs Prometheus.")
+    port: Port = Field(description="Port of Prometheus' web UI and HTTP API.")
+    scrape_interval: Duration = Field(5.0, description='How often every target is scraped, e.g. "5s".')
+    retention: Duration = Field(15 * 86400.0, description='How long samples are kept, e.g. "15d".')
+
+
+class AlertmanagerSpec(_Section):
+    host: Name = Field("local", description="Host that runs Alertmanager.")
+    port: Port = Field(description="Port of Alertmanager's web UI and API.")
+
+
+class HealthCheckSpec(_Section):
+    path: str = Field("/readyz", pattern=r"^/", description="Readiness path the edge checks.")
+    interval: Duration = Field(0.5, description='Time between two checks of one instance, e.g. "500ms".')
+    fall: int = Field(2, ge=1, le=100, description="Failed checks in a row that take an instance out.")
+    rise: int = Field(2, ge=1, le=100, description="Passed checks in a row that put it back in.")
+
+
+class ServiceSpec(_Section):
+    description: str = Field("", description="One line saying what the service does.")
+    app: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description='ASGI application to run, as "module:attribute".',
+    )
+    instances: int = Field(ge=1, le=1000, description="How many instances run, at least 1.")
+    port: Port = Field(
+        description="Port of the first instance; instance N listens on port + N - 1."
+    )
+    hosts: list[Name] = Field(
+        min_length=1, description="Hosts the instances are spread over, in turn."
+    )
+    route: str = Field(
+        "/", pattern=r"^/", description='Path prefix at the edge that reaches this service.'
+    )
+    health: HealthCheckSpec = Field(
+        default_factory=HealthCheckSpec, description="How the edge decides an instance is ready."
+    )
+
+
+class CatalogSpec(_Section):
+    """The whole file, as written."""
+
+    ecosystem: EcosystemSpec
+    hosts: dict[Name, HostSpec] = Field(min_length=1, description="Machines, by name.")
+    environments: dict[Name, EnvironmentSpec] = Field(
+        default_factory=dict, description="Environments (dev, staging, prod...), by name."
+    )
+    edge: EdgeSpec
+    prometheus: PrometheusSpec
+    alertmanager: AlertmanagerSpec
+    services: dict[Name, ServiceSpec] = Field(
+        default_factory=dict, description="The apps this eco-system runs, by name."
+    )

@@ -1,0 +1,70 @@
+"""The eco-system on this machine: plan it from the catalog, apply it, probe it, stop it."""
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "ApplyReport": "._apply",
+    "ConfigRejected": "._apply",
+    "DEFAULT_HOME": "._layout",
+    "HOME_ENV": "._layout",
+    "InstanceHealth": "._probe",
+    "NotRunning": "._probe",
+    "OFFSET_ENV": "._layout",
+    "Plan": "._plan",
+    "ProcessHealth": "._probe",
+    "RenderedFile": "._plan",
+    "StateLayout": "._layout",
+    "StatusReport": "._probe",
+    "Tools": "._layout",
+    "apply_plan": "._apply",
+    "drain_seconds": "._plan",
+    "find_tools": "._layout",
+    "port_offset": "._layout",
+    "probe_http": "._probe",
+    "probe_status": "._probe",
+    "read_snapshot": "._probe",
+    "reload_haproxy": "._apply",
+    "render_plan": "._plan",
+    "render_snapshot": "._plan",
+    "state_home": "._layout",
+    "vet": "._apply",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ._apply import (
+        ApplyReport,
+        ConfigRejected,
+        apply_plan,
+        reload_haproxy,
+        vet,
+    )
+    from ._layout import (
+        DEFAULT_HOME,
+        HOME_ENV,
+        OFFSET_ENV,
+        StateLayout,
+        Tools,
+        find_tools,
+        port_offset,
+        state_home,
+    )
+    from ._plan import (
+        Plan,
+        RenderedFile,
+        drain_seconds,
+        render_plan,
+        render_snapshot,
+    )
+    from ._probe import (
+        InstanceHealth,
+        NotRunning,
+        ProcessHealth,
+        StatusReport,
+        probe_http,
+        probe_status,
+        read_snapshot,
+    )

@@ -1,0 +1,112 @@
+"""Make this machine run a plan: vet and write files, reconcile supervisord, reload.
+
+Every config file is checked by its own tool (`haproxy -c`, `promtool check config`,
+`amtool check-config`) before it replaces the live one, so a bad render never reaches a
+running process. Only what changed is touched: a second `league up` with nothing new
+writes nothing and restarts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LeagueError
+from ..hosts import Changes, LocalHost, wait_until, write_file
+from ..proxy import ProxyError, check_argv, worker_pid
+from ._layout import StateLayout, Tools
+from ._plan import Plan, RenderedFile
+
+
+class ConfigRejected(LeagueError):
+    """A rendered config failed its tool's own check; the live config was left alone."""
+
+
+@dataclass
+class ApplyReport:
+    written: list[Path] = field(default_factory=list)
+    programs: Changes = field(default_factory=Changes)
+    reloaded: list[str] = field(default_factory=list)
+
+
+def _checker_argv(kind: str, path: Path, tools: Tools) -> list[str]:
+    if kind == "haproxy":
+        return list(check_argv(tools.haproxy, path))
+    if kind == "prometheus":
+        return [str(tools.promtool), "check", "config", str(path)]
+    if kind == "alertmanager":
+        return [str(tools.amtool), "check-config", str(path)]
+    raise ValueError(f"unknown checker {kind!r}")
+
+
+def vet(file: RenderedFile, host: LocalHost, tools: Tools) -> None:
+    """Run the file's own checker on a copy beside it; raise with the tool's words on failure."""
+    candidate = file.path.with_name(f".{file.path.name}.candidate")
+    write_file(candidate, file.text, file.mode)
+    try:
+        result = host.run(_checker_argv(file.checker, candidate, tools))
+    finally:
+        candidate.unlink(missing_ok=True)
+    if result.returncode != 0:
+        said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        raise ConfigRejected(
+            f"{file.checker} rejected the rendered {file.path.name}: {' | '.join(said[-3:])}",
+            hint="this is a bug in sevenleague's renderer; the running config was not changed",
+        )
+
+
+def _unchanged(file: RenderedFile) -> bool:
+    try:
+        return file.path.read_text() == file.text
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+
+
+def reload_haproxy(host: LocalHost, layout: StateLayout, timeout: float = 15.0) -> None:
+    """Seamless reload: the master starts a new worker that takes over the listeners."""
+    socket = layout.haproxy.admin_socket
+    before = worker_pid(socket)
+    host.signal("haproxy", "USR2")
+
+    def replaced() -> bool:
+        try:
+            return worker_pid(socket) != before
+        except ProxyError:
+            return False
+
+    if not wait_until(replaced, timeout, interval=0.1):
+        raise ProxyError(
+            f"HAProxy did not take the new config within {timeout:.0f}s; the old one still serves",
+            hint=f"see {layout.logs / 'haproxy.log'}",
+        )
+
+
+def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:
+    report = ApplyReport()
+    for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
+                      layout.prometheus.data_dir, layout.alertmanager.data_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    for file in plan.files:  # target files come before prometheus.yml, which names them
+        if _unchanged(file):
+            continue
+        if file.checker:
+            vet(file, host, tools)
+        host.put_file(file.path, file.text, file.mode)
+        report.written.append(file.path)
+
+    was_running = host.is_running()
+    report.programs = host.apply(plan.programs)
+    if was_running:
+        restarted = set(report.programs.added + report.programs.changed)
+        written = set(report.written)
+        if layout.haproxy.config in written and "haproxy" not in restarted:
+            reload_haproxy(host, layout)
+            report.reloaded.append("haproxy")
+        for name, config in (("prometheus", layout.prometheus.config),
+                             ("alertmanager", layout.alertmanager.config)):
+            if config in written and name not in restarted:
+                host.signal(name, "HUP")
+                report.reloaded.append(name)
+    write_file(layout.snapshot, json.dumps(plan.snapshot, indent=2) + "\n")
+    return report

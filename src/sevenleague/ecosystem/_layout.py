@@ -1,0 +1,110 @@
+"""Where everything lives under the state directory (`LEAGUE_HOME`, default `./.league`).
+
+One directory holds all an eco-system creates, so two eco-systems (or a test) can run
+beside each other by pointing at two directories, and `rm -r` after `league down`
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LeagueError, UsageError
+from ..proxy import HaproxyPaths
+from ..telemetry import AlertmanagerPaths, PrometheusPaths
+
+HOME_ENV = "LEAGUE_HOME"
+OFFSET_ENV = "LEAGUE_PORT_OFFSET"
+DEFAULT_HOME = ".league"
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    home: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def snapshot(self) -> Path:
+        """What `league up` started, for `status` and `down` to read."""
+        return self.home / "ecosystem.json"
+
+    @property
+    def haproxy(self) -> HaproxyPaths:
+        return HaproxyPaths(config=self.home / "haproxy" / "haproxy.cfg",
+                            admin_socket=self.home / "haproxy" / "admin.sock")
+
+    @property
+    def prometheus(self) -> PrometheusPaths:
+        base = self.home / "prometheus"
+        return PrometheusPaths(config=base / "prometheus.yml", targets_dir=base / "targets",
+                               data_dir=base / "data")
+
+    @property
+    def alertmanager(self) -> AlertmanagerPaths:
+        base = self.home / "alertmanager"
+        return AlertmanagerPaths(config=base / "alertmanager.yml", data_dir=base / "data")
+
+
+def state_home() -> Path:
+    """The state directory from the environment, as an absolute path."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).absolute()
+
+
+def port_offset() -> int:
+    raw = os.environ.get(OFFSET_ENV, "").strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{OFFSET_ENV}={raw!r} is not a whole number",
+                         hint=f"e.g. {OFFSET_ENV}=1000 moves every port up by 1000") from None
+    if value < 0:
+        raise UsageError(f"{OFFSET_ENV}={raw!r} is negative", hint="use 0 or more")
+    return value
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Absolute paths of the real programs the eco-system runs."""
+
+    python: Path
+    haproxy: Path
+    prometheus: Path
+    promtool: Path
+    alertmanager: Path
+    amtool: Path
+
+
+_PACKAGES = {
+    "haproxy": "haproxy",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+}
+
+
+def _which(name: str) -> Path:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if path is None:
+        raise LeagueError(f"{name} is not installed",
+                          hint=f"run `make up`, or `apt-get install {_PACKAGES[name]}`")
+    return Path(path)
+
+
+def find_tools(python: str) -> Tools:
+    return Tools(
+        python=Path(python),
+        haproxy=_which("haproxy"),
+        prometheus=_which("prometheus"),
+        promtool=_which("promtool"),
+        alertmanager=_which("prometheus-alertmanager"),
+        amtool=_which("amtool"),
+    )

@@ -1,0 +1,133 @@
+"""Describe the whole eco-system of one catalog: files to write, programs to run.
+
+Pure: the catalog, the layout and the tool paths go in, a `Plan` comes out. Nothing
+here reads or touches the machine; `apply_plan` does that, and decides nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog
+from ..hosts import Program
+from ..proxy import backend_name, haproxy_argv, render_haproxy_cfg
+from ..telemetry import (
+    alertmanager_argv,
+    prometheus_argv,
+    render_alertmanager_yml,
+    render_file_sd,
+    render_prometheus_yml,
+    scrape_jobs,
+    target_file,
+)
+from ._layout import StateLayout, Tools
+
+# How long an instance may take to finish its in-flight requests once it stops accepting.
+GRACEFUL_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: Path
+    text: str
+    mode: int = 0o644
+    checker: str = ""  # "haproxy", "prometheus", "alertmanager": the tool that vets it
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[RenderedFile, ...]
+    programs: tuple[Program, ...]
+    snapshot: dict[str, Any]
+
+
+def drain_seconds(interval: float, fall: int) -> float:
+    """Long enough for the edge's checks to see a draining instance fail `fall` times."""
+    return round(interval * (fall + 1), 3)
+
+
+def instance_programs(catalog: Catalog, tools: Tools) -> list[Program]:
+    programs = []
+    for name, service in catalog.spec.services.items():
+        drain = drain_seconds(service.health.interval, service.health.fall)
+        for instance in catalog.instances_of(name):
+            programs.append(Program(
+                name=instance.name,
+                argv=(
+                    str(tools.python), "-m", "sevenleague.kit.serve", service.app,
+                    "--host", instance.address, "--port", str(instance.port),
+                    "--drain-seconds", str(drain), "--graceful-seconds", str(GRACEFUL_SECONDS),
+                    "--service", name, "--instance", instance.name,
+                ),
+                environment={"LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": instance.name},
+                stop_timeout=drain + GRACEFUL_SECONDS + 5,
+                kind="instance",
+            ))
+    return programs
+
+
+def _url(address: str, port: int, path: str = "/") -> str:
+    return f"http://{address}:{port}{path}"
+
+
+def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
+    """The map `league status` reads: what runs where and how to ask it if it is healthy."""
+    spec = catalog.spec
+    edge = catalog.address_of(spec.edge.host)
+    prom = catalog.address_of(spec.prometheus.host)
+    am = catalog.address_of(spec.alertmanager.host)
+    return {
+        "ecosystem": catalog.name,
+        "catalog": str(catalog.source.absolute()),
+        "port_offset": catalog.port_offset,
+        "home": str(layout.home),
+        "haproxy_admin_socket": str(layout.haproxy.admin_socket),
+        "endpoints": {
+            "edge": _url(edge, spec.edge.port),
+            "prometheus": _url(prom, spec.prometheus.port),
+            "alertmanager": _url(am, spec.alertmanager.port),
+            "haproxy_stats": _url(edge, spec.edge.stats_port, "/stats"),
+        },
+        "processes": [
+            {"name": "haproxy", "port": spec.edge.port, "probe": {"tcp": [edge, spec.edge.port]}},
+            {"name": "prometheus", "port": spec.prometheus.port,
+             "probe": {"http": _url(prom, spec.prometheus.port, "/-/ready")}},
+            {"name": "alertmanager", "port": spec.alertmanager.port,
+             "probe": {"http": _url(am, spec.alertmanager.port, "/-/ready")}},
+        ],
+        "instances": [
+            {
+                "name": i.name, "service": i.service, "host": i.host, "port": i.port,
+                "url": i.url, "backend": backend_name(i.service),
+                "probe": {"http": i.url + spec.services[i.service].health.path},
+            }
+            for i in catalog.instances
+        ],
+    }
+
+
+def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
+    jobs = scrape_jobs(catalog)
+    files = [
+        RenderedFile(layout.haproxy.config, render_haproxy_cfg(catalog, layout.haproxy),
+                     checker="haproxy"),
+        *(RenderedFile(target_file(layout.prometheus, job), render_file_sd(job)) for job in jobs),
+        RenderedFile(layout.prometheus.config,
+                     render_prometheus_yml(catalog, jobs, layout.prometheus), checker="prometheus"),
+        RenderedFile(layout.alertmanager.config, render_alertmanager_yml(catalog),
+                     checker="alertmanager"),
+    ]
+    platform = [
+        Program("haproxy", haproxy_argv(tools.haproxy, layout.haproxy), stop_timeout=10),
+        Program("prometheus", prometheus_argv(tools.prometheus, catalog, layout.prometheus),
+                stop_timeout=30),
+        Program("alertmanager", alertmanager_argv(tools.alertmanager, catalog, layout.alertmanager),
+                stop_timeout=10),
+    ]
+    return Plan(
+        files=tuple(files),
+        programs=tuple(platform + instance_programs(catalog, tools)),
+        snapshot=render_snapshot(catalog, layout),
+    )

@@ -1,0 +1,37 @@
+"""Metrics plumbing: Prometheus and Alertmanager config, file_sd targets for everything."""
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "AlertmanagerPaths": "._paths",
+    "PrometheusPaths": "._paths",
+    "ScrapeJob": "._targets",
+    "Target": "._targets",
+    "alertmanager_argv": "._prometheus_yml",
+    "prometheus_argv": "._prometheus_yml",
+    "render_alertmanager_yml": "._prometheus_yml",
+    "render_file_sd": "._targets",
+    "render_prometheus_yml": "._prometheus_yml",
+    "scrape_jobs": "._targets",
+    "target_file": "._prometheus_yml",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ._paths import AlertmanagerPaths, PrometheusPaths
+    from ._prometheus_yml import (
+        alertmanager_argv,
+        prometheus_argv,
+        render_alertmanager_yml,
+        render_prometheus_yml,
+        target_file,
+    )
+    from ._targets import (
+        ScrapeJob,
+        Target,
+        render_file_sd,
+        scrape_jobs,
+    )

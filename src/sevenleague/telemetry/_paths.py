@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PrometheusPaths:
+    config: Path
+    targets_dir: Path
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class AlertmanagerPaths:
+    config: Path
+    data_dir: Path

@@ -1,0 +1,85 @@
+"""Render prometheus.yml and alertmanager.yml, and the argv that runs each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..catalog import Catalog, format_duration
+from ._paths import AlertmanagerPaths, PrometheusPaths
+from ._targets import ScrapeJob
+
+
+def _header(catalog: Catalog) -> str:
+    return f"# Rendered by sevenleague for eco-system {catalog.name!r}; edits are overwritten by `league up`.\n"
+
+
+def target_file(paths: PrometheusPaths, job: ScrapeJob) -> Path:
+    return paths.targets_dir / f"{job.name}.json"
+
+
+def render_prometheus_yml(catalog: Catalog, jobs: list[ScrapeJob], paths: PrometheusPaths) -> str:
+    spec = catalog.spec
+    interval = spec.prometheus.scrape_interval
+    am = spec.alertmanager
+    document = {
+        "global": {
+            "scrape_interval": format_duration(interval),
+            # A scrape may not outlast the interval; 10s is Prometheus' own default cap.
+            "scrape_timeout": format_duration(min(interval, 10.0)),
+            "evaluation_interval": format_duration(interval),
+            "external_labels": {"ecosystem": catalog.name},
+        },
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [f"{catalog.address_of(am.host)}:{am.port}"]}]}
+            ]
+        },
+        "scrape_configs": [
+            {
+                "job_name": job.name,
+                "metrics_path": job.metrics_path,
+                "file_sd_configs": [{"files": [str(target_file(paths, job))]}],
+            }
+            for job in jobs
+        ],
+    }
+    return _header(catalog) + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def render_alertmanager_yml(catalog: Catalog) -> str:
+    """Alerts are grouped per alert and service; the receiver gains its webhook with incidents."""
+    document = {
+        "route": {
+            "receiver": "default",
+            "group_by": ["alertname", "service"],
+            "group_wait": "10s",
+            "group_interval": "1m",
+            "repeat_interval": "4h",
+        },
+        "receivers": [{"name": "default"}],
+    }
+    return _header(catalog) + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def prometheus_argv(prometheus: Path, catalog: Catalog, paths: PrometheusPaths) -> tuple[str, ...]:
+    spec = catalog.spec.prometheus
+    return (
+        str(prometheus),
+        f"--config.file={paths.config}",
+        f"--storage.tsdb.path={paths.data_dir}",
+        f"--storage.tsdb.retention.time={format_duration(spec.retention)}",
+        f"--web.listen-address={catalog.address_of(spec.host)}:{spec.port}",
+    )
+
+
+def alertmanager_argv(alertmanager: Path, catalog: Catalog, paths: AlertmanagerPaths) -> tuple[str, ...]:
+    spec = catalog.spec.alertmanager
+    return (
+        str(alertmanager),
+        f"--config.file={paths.config}",
+        f"--storage.path={paths.data_dir}",
+        f"--web.listen-address={catalog.address_of(spec.host)}:{spec.port}",
+        "--cluster.listen-address=",  # one Alertmanager: no gossip port to clash with
+    )

@@ -1,0 +1,55 @@
+"""What Prometheus scrapes: every instance, HAProxy and the platform processes.
+
+Targets live in file_sd files, one per job, rather than inline in prometheus.yml:
+Prometheus picks up a changed file by itself, so adding an instance never needs a
+reload, and the files are the readable answer to "what is being watched?".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..catalog import Catalog
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScrapeJob:
+    """One Prometheus job, named after what it scrapes (`haproxy`, `hello`, ...)."""
+
+    name: str
+    targets: tuple[Target, ...]
+    metrics_path: str = "/metrics"
+
+
+def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
+    spec = catalog.spec
+
+    def platform(name: str, host: str, port: int) -> ScrapeJob:
+        address = f"{catalog.address_of(host)}:{port}"
+        return ScrapeJob(name, (Target(address, {"host": host, "component": name}),))
+
+    jobs = [
+        platform("prometheus", spec.prometheus.host, spec.prometheus.port),
+        platform("alertmanager", spec.alertmanager.host, spec.alertmanager.port),
+        platform("haproxy", spec.edge.host, spec.edge.stats_port),
+    ]
+    for service in spec.services:
+        targets = tuple(
+            Target(f"{i.address}:{i.port}", {"host": i.host, "service": i.service, "instance_name": i.name})
+            for i in catalog.instances_of(service)
+        )
+        jobs.append(ScrapeJob(service, targets))
+    return jobs
+
+
+def render_file_sd(job: ScrapeJob) -> str:
+    """A file_sd target file: one group per target, so each keeps its own labels."""
+    groups = [{"targets": [t.address], "labels": dict(sorted(t.labels.items()))} for t in job.targets]
+    return json.dumps(groups, indent=2) + "\n"
