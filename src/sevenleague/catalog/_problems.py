@@ -276,9 +276,11 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
     for name, service in spec.services.items():
         for i, port in enumerate(instance_ports(service)):
             host = service.hosts[i % len(service.hosts)]
+            first, last = service.port, service.port + service.instances - 1
+            span = f"ports {first} to {last}" if last > first else f"port {first}"
             claim(host, port, f"services.{name}.port (instance {name}-{i + 1} on {port})",
                   ("services", name, "port"),
-                  f"instances use port, port+1, ... port+{service.instances - 1}; move the range")
+                  f"the {service.instances} instances of {name} use {span}; move them to a free range")
     return problems
 
 

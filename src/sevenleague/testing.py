@@ -1,0 +1,226 @@
+"""Helpers for tests of the eco-system and of apps built on the kit.
+
+They start real processes on loopback, on free ports, and stop them by pid; nothing here
+stands in for the thing under test. Apps made with `league new service` use them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PERF_DIR_ENV = "LEAGUE_PERF_DIR"
+
+
+# --- ports -----------------------------------------------------------------------------
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_offset(ports: Iterable[int], *, low: int = 20000, high: int = 55000,
+                     tries: int = 200) -> int:
+    """An offset that moves every one of `ports` onto a free port (for LEAGUE_PORT_OFFSET)."""
+    ports = list(ports)
+    for _ in range(tries):
+        offset = random.randrange(low, high - max(ports), 10)  # noqa: S311 - not security
+        if all(port_free(p + offset) for p in ports):
+            return offset
+    raise RuntimeError(f"no free offset found for ports {ports}")
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http_request(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
+                 body: bytes | None = None, timeout: float = 5.0) -> Response:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()},
+                        response.read())
+    finally:
+        connection.close()
+
+
+def wait_for_http(url: str, *, timeout: float = 20.0, status: int = 200) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = http_request(url, timeout=1.0)
+            if response.status == status:
+                return
+            last = f"HTTP {response.status}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer {status} within {timeout}s (last: {last})")
+
+
+# --- a real server process -----------------------------------------------------------------
+
+
+@dataclass
+class ServedApp:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines the process wrote so far (its log is flushed at least every 0.2 s)."""
+        records = []
+        for line in self.log_path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+        return records
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait()
+        return int(self.process.returncode)
+
+
+@contextlib.contextmanager
+def serve_app(app: str, log_dir: Path, *, port: int | None = None, drain_seconds: float = 0.3,
+              env: Mapping[str, str] | None = None, pythonpath: Iterable[Path] = (),
+              ready_timeout: float = 20.0) -> Iterator[ServedApp]:
+    """Run `app` ("module:attr") with `python -m sevenleague.kit.serve` until the block ends."""
+    port = port or free_port()
+    log_path = log_dir / f"serve-{port}.log"
+    environment = dict(os.environ)
+    environment.update(env or {})
+    extra = os.pathsep.join(str(p) for p in pythonpath)
+    if extra:
+        environment["PYTHONPATH"] = extra + os.pathsep + environment.get("PYTHONPATH", "")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sevenleague.kit.serve", app, "--port", str(port),
+             "--drain-seconds", str(drain_seconds)],
+            stdout=log, stderr=subprocess.STDOUT, env=environment,
+        )
+    served = ServedApp(f"http://127.0.0.1:{port}", port, process, log_path)
+    try:
+        wait_for_http(served.url + "/healthz", timeout=ready_timeout)
+        yield served
+    finally:
+        served.stop()
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+
+_LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _latency_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _LATENCY_UNITS[match.group(2)]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", output)
+    if not total:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    seconds = float(total.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", output, re.MULTILINE))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    return WrkResult(
+        requests=int(total.group(1)),
+        seconds=seconds,
+        requests_per_second=float(rps.group(1)) if rps else 0.0,
+        p50_ms=_latency_ms(percentiles["50"]) if "50" in percentiles else 0.0,
+        p99_ms=_latency_ms(percentiles["99"]) if "99" in percentiles else 0.0,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(g) for g in socket.groups()) if socket else 0,
+    )
+
+
+def run_wrk(url: str, *, seconds: float = 2.0, connections: int = 16, threads: int = 1,
+            cpu: int | None = None) -> WrkResult:
+    """Load `url` with wrk (Debian's package) and return its figures."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: run `make test`, or `apt-get install wrk`")
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if cpu is not None and shutil.which("taskset"):
+        argv = ["taskset", "-c", str(cpu), *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
+    return parse_wrk(done.stdout)
+
+
+def record_figures(name: str, figures: Mapping[str, Any] | WrkResult) -> Path:
+    """Write a test's measured figures as JSON under $LEAGUE_PERF_DIR (default build/perf)."""
+    directory = Path(os.environ.get(PERF_DIR_ENV, "build/perf"))
+    directory.mkdir(parents=True, exist_ok=True)
+    data = asdict(figures) if isinstance(figures, WrkResult) else dict(figures)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "recorded_at": time.time(), **data}, indent=2) + "\n")
+    return path

@@ -1,0 +1,113 @@
+"""Every config sevenleague writes is a pure function of the catalog; here against golden files.
+
+The real tools check the same output in tests/integration/test_checkers.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sevenleague.catalog import load_catalog
+from sevenleague.ecosystem import StateLayout, Tools, render_plan
+from sevenleague.hosts import SupervisordPaths, render_supervisord_conf
+from sevenleague.proxy import render_haproxy_cfg
+from sevenleague.telemetry import (
+    render_alertmanager_yml,
+    render_file_sd,
+    render_prometheus_yml,
+    scrape_jobs,
+)
+
+from ..conftest import MINIMAL_CATALOG, ROOT
+from .golden import assert_golden
+
+HOME = Path("/srv/league")
+LAYOUT = StateLayout(HOME)
+TOOLS = Tools(python=Path("/opt/venv/bin/python"), haproxy=Path("/usr/sbin/haproxy"),
+              prometheus=Path("/usr/bin/prometheus"), promtool=Path("/usr/bin/promtool"),
+              alertmanager=Path("/usr/bin/prometheus-alertmanager"), amtool=Path("/usr/bin/amtool"))
+
+TWO_SERVICES = MINIMAL_CATALOG + """
+[services.ledger]
+app = "ledger.app:app"
+instances = 3
+port = 8101
+hosts = ["local"]
+route = "/ledger"
+
+[services.ledger.health]
+path = "/ready"
+interval = "1s"
+fall = 3
+rise = 1
+"""
+
+
+@pytest.fixture
+def demo():
+    return load_catalog(ROOT / "ecosystem.toml")
+
+
+@pytest.fixture
+def two_services(write_catalog):
+    return load_catalog(write_catalog(TWO_SERVICES))
+
+
+def test_haproxy_cfg_of_the_demo(demo):
+    assert_golden("demo-haproxy.cfg", render_haproxy_cfg(demo, LAYOUT.haproxy))
+
+
+def test_haproxy_cfg_routes_by_longest_prefix(two_services):
+    text = render_haproxy_cfg(two_services, LAYOUT.haproxy)
+    assert_golden("two-services-haproxy.cfg", text)
+    assert "use_backend svc_ledger if { path /ledger } || { path_beg /ledger/ }" in text
+    assert "default_backend svc_hello" in text
+
+
+def test_haproxy_checks_each_service_on_its_own_readiness_path(two_services):
+    text = render_haproxy_cfg(two_services, LAYOUT.haproxy)
+    assert "http-check send meth GET uri /ready ver HTTP/1.1 hdr Host ledger" in text
+    assert "default-server inter 1s fall 3 rise 1" in text
+    assert "server ledger-3 127.0.0.1:8103 check" in text
+
+
+def test_haproxy_retries_only_idempotent_requests(demo):
+    text = render_haproxy_cfg(demo, LAYOUT.haproxy)
+    assert "retry-on conn-failure empty-response response-timeout" in text
+    assert "http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_PUT" in text
+
+
+def test_without_a_root_route_the_edge_answers_404(write_catalog):
+    catalog = load_catalog(write_catalog(MINIMAL_CATALOG.replace(
+        'port = 8001\n', 'port = 8001\nroute = "/hello"\n')))
+    text = render_haproxy_cfg(catalog, LAYOUT.haproxy)
+    assert "default_backend no_route" in text
+    assert 'http-request return status 404' in text
+
+
+def test_prometheus_yml_of_the_demo(demo):
+    jobs = scrape_jobs(demo)
+    assert_golden("demo-prometheus.yml", render_prometheus_yml(demo, jobs, LAYOUT.prometheus))
+
+
+def test_every_instance_haproxy_and_platform_process_is_a_target(two_services):
+    jobs = {job.name: job for job in scrape_jobs(two_services)}
+    assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "hello", "ledger"}
+    assert [t.address for t in jobs["ledger"].targets] == [
+        "127.0.0.1:8101", "127.0.0.1:8102", "127.0.0.1:8103"]
+    assert jobs["haproxy"].targets[0].address == "127.0.0.1:8404"
+    assert_golden("two-services-ledger-targets.json", render_file_sd(jobs["ledger"]))
+
+
+def test_alertmanager_yml(demo):
+    assert_golden("demo-alertmanager.yml", render_alertmanager_yml(demo))
+
+
+def test_supervisord_conf_of_the_demo(demo):
+    plan = render_plan(demo, LAYOUT, TOOLS)
+    paths = SupervisordPaths(config=HOME / "supervisord.conf", socket=HOME / "supervisord.sock",
+                             pidfile=HOME / "supervisord.pid", logfile=HOME / "logs/supervisord.log",
+                             log_dir=HOME / "logs")
+    assert_golden("demo-supervisord.conf", render_supervisord_conf("demo", plan.programs, paths))
