@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, exports: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """`(__getattr__, __dir__)` for a package whose names live in submodules.
 
     `exports` maps each public name to the relative module that defines it.

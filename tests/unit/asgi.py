@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,9 +57,7 @@ class PipeLog:
 
     def lines(self) -> list[bytes]:
         self.writer.flush()
-        try:
+        with contextlib.suppress(BlockingIOError):
             self._pending += os.read(self.read_fd, 1 << 20)
-        except BlockingIOError:
-            pass
         *complete, self._pending = self._pending.split(b"\n")
         return complete

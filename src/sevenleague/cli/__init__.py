@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -31,8 +32,9 @@ CATALOG_HELP = "Catalog file describing the eco-system."
 @app.callback()
 def options(
     ctx: typer.Context,
-    catalog: Path = typer.Option(DEFAULT_CATALOG, "--catalog", help=CATALOG_HELP,
-                                 envvar="LEAGUE_CATALOG"),
+    catalog: Annotated[Path, typer.Option("--catalog", help=CATALOG_HELP, envvar="LEAGUE_CATALOG")] = (
+        DEFAULT_CATALOG
+    ),
 ) -> None:
     """State lives in $LEAGUE_HOME (default ./.league); $LEAGUE_PORT_OFFSET moves every port."""
     ctx.obj = Options(catalog=catalog)
@@ -45,7 +47,7 @@ def _console() -> Console:
 @app.command()
 def up(
     ctx: typer.Context,
-    timeout: float = typer.Option(60.0, help="Seconds to wait for everything to be healthy."),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be healthy.")] = 60.0,
 ) -> None:
     """Render everything, start it under supervisord, wait until healthy, print endpoints."""
     from ._up_down import run_up
@@ -54,7 +56,7 @@ def up(
 
 
 @app.command()
-def status(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def status(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every process and instance with its health and port; exit 0 healthy, 1 degraded, 3 stopped."""
     from ..ecosystem._layout import StateLayout, state_home
     from ._status import run_status
@@ -73,7 +75,7 @@ def down() -> None:
 @app.command()
 def validate(
     ctx: typer.Context,
-    file: Path = typer.Argument(None, help="Catalog to check (default: --catalog)."),
+    file: Annotated[Path | None, typer.Argument(help="Catalog to check (default: --catalog).")] = None,
 ) -> None:
     """Check a catalog file; every problem is one line naming file, key and fix (exit 2)."""
     from ._validate import run_validate

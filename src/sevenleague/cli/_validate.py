@@ -11,9 +11,12 @@ def run_validate(path: Path, console: Console) -> int:
 
     catalog = load_catalog(path)
     spec = catalog.spec
-    console.print(
-        f"{source_name(path)}: valid ({len(spec.services)} services, {len(catalog.instances)} "
-        f"instances, {len(spec.hosts)} hosts, {len(spec.environments)} environments)",
-        highlight=False,
-    )
+    counts = ", ".join(_count(n, word) for n, word in (
+        (len(spec.services), "service"), (len(catalog.instances), "instance"),
+        (len(spec.hosts), "host"), (len(spec.environments), "environment")))
+    console.print(f"{source_name(path)}: valid ({counts})", highlight=False)
     return 0
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"

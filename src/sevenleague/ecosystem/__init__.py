@@ -31,7 +31,33 @@ _EXPORTS = {
     "state_home": "._layout",
     "vet": "._apply",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DEFAULT_HOME",
+    "HOME_ENV",
+    "OFFSET_ENV",
+    "ApplyReport",
+    "ConfigRejected",
+    "InstanceHealth",
+    "NotRunning",
+    "Plan",
+    "ProcessHealth",
+    "RenderedFile",
+    "StateLayout",
+    "StatusReport",
+    "Tools",
+    "apply_plan",
+    "drain_seconds",
+    "find_tools",
+    "port_offset",
+    "probe_http",
+    "probe_status",
+    "read_snapshot",
+    "reload_haproxy",
+    "render_plan",
+    "render_snapshot",
+    "state_home",
+    "vet",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:

@@ -79,7 +79,7 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> bool:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)
+        tmp.chmod(mode)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -96,8 +96,8 @@ def pid_alive(pid: int) -> bool:
         return True
     # A zombie still answers kill(0); it is dead for our purposes.
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
 

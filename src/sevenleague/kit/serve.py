@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    service = args.service or args.app.partition(".")[0]
+    service = args.service or args.app.partition(":")[0].partition(".")[0]
     instance = args.instance or f"{service}-{args.port}"
     # The app reads these when it is imported (kit.instrument names the instance).
     os.environ[SERVICE_ENV] = service

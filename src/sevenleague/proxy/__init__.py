@@ -18,7 +18,20 @@ _EXPORTS = {
     "set_server_state": "._runtime",
     "worker_pid": "._runtime",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "HaproxyPaths",
+    "ProxyError",
+    "ServerState",
+    "backend_name",
+    "check_argv",
+    "haproxy_argv",
+    "parse_show_stat",
+    "render_haproxy_cfg",
+    "runtime_command",
+    "server_states",
+    "set_server_state",
+    "worker_pid",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:

@@ -17,7 +17,19 @@ _EXPORTS = {
     "scrape_jobs": "._targets",
     "target_file": "._prometheus_yml",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AlertmanagerPaths",
+    "PrometheusPaths",
+    "ScrapeJob",
+    "Target",
+    "alertmanager_argv",
+    "prometheus_argv",
+    "render_alertmanager_yml",
+    "render_file_sd",
+    "render_prometheus_yml",
+    "scrape_jobs",
+    "target_file",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:

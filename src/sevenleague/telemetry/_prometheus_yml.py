@@ -12,7 +12,8 @@ from ._targets import ScrapeJob
 
 
 def _header(catalog: Catalog) -> str:
-    return f"# Rendered by sevenleague for eco-system {catalog.name!r}; edits are overwritten by `league up`.\n"
+    return (f"# Rendered by sevenleague for eco-system {catalog.name!r}; "
+            "edits are overwritten by `league up`.\n")
 
 
 def target_file(paths: PrometheusPaths, job: ScrapeJob) -> Path:

@@ -224,3 +224,94 @@ def record_figures(name: str, figures: Mapping[str, Any] | WrkResult) -> Path:
     path = directory / f"{name}.json"
     path.write_text(json.dumps({"name": name, "recorded_at": time.time(), **data}, indent=2) + "\n")
     return path
+
+
+# --- steady traffic while something happens ---------------------------------------------------
+
+
+@dataclass
+class LoadTally:
+    ok: int = 0
+    failed: int = 0
+    statuses: dict[int, int] | None = None
+    errors: list[str] | None = None
+    served_by: dict[str, int] | None = None
+
+    def as_figures(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failed": self.failed, "statuses": self.statuses or {},
+                "errors": (self.errors or [])[:20], "served_by": self.served_by or {}}
+
+
+class SteadyLoad:
+    """Clients sending GETs in a loop over keep-alive connections, counting every outcome.
+
+    A request fails when it gets no answer (connection reset, timeout) or an answer that is
+    not 2xx. Each client reconnects after a failure, as a browser or an SDK would.
+    """
+
+    def __init__(self, url: str, *, clients: int = 4, method: str = "GET", timeout: float = 10.0,
+                 pause: float = 0.0) -> None:
+        import threading
+
+        self.url = url
+        self.clients = clients
+        self.method = method
+        self.timeout = timeout
+        self.pause = pause
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.tally = LoadTally(statuses={}, errors=[], served_by={})
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def __enter__(self) -> SteadyLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> LoadTally:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 5)
+        return self.tally
+
+    def _count(self, status: int | None, served_by: str | None, error: str | None) -> None:
+        tally = self.tally
+        assert tally.statuses is not None and tally.errors is not None and tally.served_by is not None
+        with self._lock:
+            if status is not None:
+                tally.statuses[status] = tally.statuses.get(status, 0) + 1
+            if served_by:
+                tally.served_by[served_by] = tally.served_by.get(served_by, 0) + 1
+            if status is not None and 200 <= status < 300:
+                tally.ok += 1
+            else:
+                tally.failed += 1
+                tally.errors.append(error or f"HTTP {status}")
+
+    def _client(self) -> None:
+        parts = urlsplit(self.url)
+        path = parts.path or "/"
+        connection: http.client.HTTPConnection | None = None
+        while not self._stop.is_set():
+            if connection is None:
+                connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                                        timeout=self.timeout)
+            try:
+                connection.request(self.method, path)
+                response = connection.getresponse()
+                response.read()
+                self._count(response.status, response.getheader("x-served-by"), None)
+                if response.getheader("connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as error:
+                self._count(None, None, f"{type(error).__name__}: {error}")
+                connection.close()
+                connection = None
+            if self.pause:
+                time.sleep(self.pause)
+        if connection is not None:
+            connection.close()

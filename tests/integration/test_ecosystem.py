@@ -1,0 +1,112 @@
+"""`league up` on the demo catalog: the edge, status, Prometheus and logs, all real processes."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from urllib.parse import quote
+
+from sevenleague.testing import http_request
+
+
+def query_prometheus(base: str, promql: str) -> list[dict]:
+    answer = http_request(f"{base}api/v1/query?query={quote(promql)}").json()
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def test_edge_spreads_20_requests_over_both_instances(ecosystem):
+    edge = ecosystem.endpoints["edge"]
+    answers = [http_request(edge) for _ in range(20)]
+    assert [a.status for a in answers] == [200] * 20
+    assert {a.body for a in answers} == {b"Hello, world!\n"}
+    served = Counter(a.headers["x-served-by"] for a in answers)
+    assert set(served) == {"hello/hello-1", "hello/hello-2"}
+    assert min(served.values()) >= 8  # round robin, give or take a health check
+
+
+def test_status_json_shows_every_process_and_instance_healthy(ecosystem):
+    status = ecosystem.status()
+    assert status["running"] and status["healthy"]
+    offset = ecosystem.offset
+    assert {p["name"]: p["port"] for p in status["processes"]} == {
+        "haproxy": 8080 + offset, "prometheus": 9090 + offset, "alertmanager": 9093 + offset}
+    assert [(i["name"], i["port"], i["ready"], i["edge"]) for i in status["instances"]] == [
+        ("hello-1", 8001 + offset, True, "UP"), ("hello-2", 8002 + offset, True, "UP")]
+    assert all(p["state"] == "RUNNING" and p["pid"] > 0 for p in status["processes"])
+    assert status["endpoints"]["edge"] == f"http://127.0.0.1:{8080 + offset}/"
+    assert status["endpoints"]["prometheus"] == f"http://127.0.0.1:{9090 + offset}/"
+
+
+def test_prometheus_sees_every_instance_haproxy_and_itself_up(ecosystem):
+    prometheus = ecosystem.endpoints["prometheus"]
+    offset = ecosystem.offset
+    expected = {
+        ("hello", f"127.0.0.1:{8001 + offset}"), ("hello", f"127.0.0.1:{8002 + offset}"),
+        ("haproxy", f"127.0.0.1:{8404 + offset}"), ("prometheus", f"127.0.0.1:{9090 + offset}"),
+        ("alertmanager", f"127.0.0.1:{9093 + offset}"),
+    }
+    deadline = time.monotonic() + 30
+    while True:
+        up = {(r["metric"]["job"], r["metric"]["instance"]): r["value"][1]
+              for r in query_prometheus(prometheus, "up")}
+        if all(up.get(target) == "1" for target in expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {target: up.get(target) for target in expected} == dict.fromkeys(expected, "1")
+
+
+def test_prometheus_has_the_request_metrics_of_hello(ecosystem):
+    edge = ecosystem.endpoints["edge"]
+    for _ in range(10):
+        http_request(edge)
+    prometheus = ecosystem.endpoints["prometheus"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        result = query_prometheus(prometheus, 'sum(http_requests_total{job="hello",route="/"})')
+        if result and float(result[0]["value"][1]) >= 10:
+            break
+        time.sleep(0.5)
+    assert result and float(result[0]["value"][1]) >= 10
+
+
+def test_one_request_id_is_in_the_edge_and_the_instance_log(ecosystem):
+    request_id = f"it-{uuid.uuid4().hex}"
+    answer = http_request(ecosystem.endpoints["edge"], headers={"X-Request-ID": request_id})
+    assert answer.headers["x-request-id"] == request_id
+    instance = answer.headers["x-served-by"].split("/")[1]
+
+    def lines_with_id(program: str) -> list[dict]:
+        text = ecosystem.log_path(program).read_text()
+        return [json.loads(line) for line in text.splitlines() if request_id in line]
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (lines_with_id(instance) and lines_with_id("haproxy")):
+        time.sleep(0.1)
+    [app_line] = lines_with_id(instance)
+    assert (app_line["service"], app_line["instance"], app_line["route"], app_line["status"]) == (
+        "hello", instance, "/", 200)
+    [edge_line] = lines_with_id("haproxy")
+    assert (edge_line["service"], edge_line["server"], edge_line["status"]) == ("edge", instance, 200)
+
+
+def test_edge_makes_up_a_request_id_when_the_caller_sends_none(ecosystem):
+    answer = http_request(ecosystem.endpoints["edge"])
+    assert len(answer.headers["x-request-id"]) == 36  # a UUID from HAProxy
+
+
+def test_unknown_path_is_the_app_404_not_the_edge(ecosystem):
+    answer = http_request(ecosystem.endpoints["edge"] + "nothing-here")
+    assert answer.status == 404
+    assert "x-served-by" in answer.headers
+
+
+def test_second_up_with_nothing_changed_restarts_nothing(ecosystem):
+    before = {p["name"]: p["pid"] for p in ecosystem.status()["instances"] + ecosystem.status()["processes"]}
+    done = ecosystem.league("up")
+    after = {p["name"]: p["pid"] for p in ecosystem.status()["instances"] + ecosystem.status()["processes"]}
+    assert after == before
+    assert "all healthy" in done.stdout
+    assert "restarted" not in done.stdout and "reloaded" not in done.stdout

@@ -1,0 +1,1 @@
+from ..integration.conftest import ecosystem, fast_scrape_catalog  # noqa: F401 - shared fixtures
