@@ -68,3 +68,26 @@ def test_bad_durations_are_refused(text):
 ])
 def test_durations_render_in_the_tools_spelling(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_the_catalog_reference_page_is_generated_from_the_models():
+    from sevenleague.catalog.reference import render_reference
+
+    expected = render_reference((ROOT / "ecosystem.toml").read_text())
+    assert (ROOT / "docs" / "catalog.md").read_text() == expected, (
+        "docs/catalog.md is stale: python -m sevenleague.catalog.reference > docs/catalog.md")
+
+
+def test_every_toml_example_in_the_docs_loads(tmp_path):
+    """The documented examples are the schema: each ```toml block in docs/ and README validates."""
+    import re
+
+    from sevenleague.catalog import parse_catalog
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    blocks = [(page.name, block) for page in pages
+              for block in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)]
+    assert blocks, "no ```toml example found in the docs"
+    for name, block in blocks:
+        if "[ecosystem]" in block:  # whole catalogs; fragments are checked inside the demo
+            parse_catalog(block, name)

@@ -135,5 +135,5 @@ def test_valid_catalog_validates(write_catalog, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["validate"])
     assert exited.value.code == 0
-    assert capsys.readouterr().out.== (
+    assert capsys.readouterr().out == (
         "ecosystem.toml: valid (1 service, 2 instances, 1 host, 1 environment)\n")

@@ -29,7 +29,7 @@ def status_table(report: StatusReport) -> Table:
         table.add_row(p.name, "platform", p.state, str(p.pid or "-"), str(p.port),
                       "yes" if p.healthy else "no", "-", _health(p.healthy))
     for i in report.instances:
-        table.add_row(i.name, f"instance of {i.service}", i.state, str(i.pid or "-"), str(i.port),
+        table.add_row(i.name, "instance", i.state, str(i.pid or "-"), str(i.port),
                       "yes" if i.ready else "no", i.edge, _health(i.healthy))
     return table
 

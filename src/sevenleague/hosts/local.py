@@ -230,15 +230,19 @@ class LocalHost:
         supervisord = self.supervisord_pid()
         if supervisord is not None:
             if self.is_running():
+                # Signal every program at once: supervisord's own shutdown stops them one
+                # after the other, each taking its full drain time.
+                try:
+                    self._rpc(timeout=10).stopAllProcesses(False)
+                except (OSError, xmlrpc.client.Error):
+                    pass  # supervisord's own shutdown below stops them, one by one
+                else:
+                    wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout, interval=0.1)
                 with contextlib.suppress(OSError, xmlrpc.client.Error):
-                    # Signal every program at once; supervisord's own shutdown stops
-                    # them one after the other, each taking its full drain time.
-                    self._rpc().stopAllProcesses(False)
-                    wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout)
-                    self._rpc().shutdown()
+                    self._rpc(timeout=10).shutdown()
             else:
                 os.kill(supervisord, signal.SIGTERM)
-            if not wait_until(lambda: not pid_alive(supervisord), timeout):
+            if not wait_until(lambda: not pid_alive(supervisord), timeout, interval=0.1):
                 os.kill(supervisord, signal.SIGKILL)
                 pids.append(supervisord)
         killed = []

@@ -132,7 +132,7 @@ class ServedApp:
 @contextlib.contextmanager
 def serve_app(app: str, log_dir: Path, *, port: int | None = None, drain_seconds: float = 0.3,
               env: Mapping[str, str] | None = None, pythonpath: Iterable[Path] = (),
-              ready_timeout: float = 20.0) -> Iterator[ServedApp]:
+              ready_path: str = "/healthz", ready_timeout: float = 20.0) -> Iterator[ServedApp]:
     """Run `app` ("module:attr") with `python -m sevenleague.kit.serve` until the block ends."""
     port = port or free_port()
     log_path = log_dir / f"serve-{port}.log"
@@ -149,7 +149,18 @@ def serve_app(app: str, log_dir: Path, *, port: int | None = None, drain_seconds
         )
     served = ServedApp(f"http://127.0.0.1:{port}", port, process, log_path)
     try:
-        wait_for_http(served.url + "/healthz", timeout=ready_timeout)
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                tail = log_path.read_text().splitlines()[-5:]
+                raise RuntimeError(f"{app} exited with {process.returncode} before answering:\n"
+                                   + "\n".join(tail))
+            try:
+                wait_for_http(served.url + ready_path, timeout=0.5)
+                break
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
         yield served
     finally:
         served.stop()
@@ -209,7 +220,7 @@ def run_wrk(url: str, *, seconds: float = 2.0, connections: int = 16, threads: i
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed: run `make test`, or `apt-get install wrk`")
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
     if cpu is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(cpu), *argv]
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)

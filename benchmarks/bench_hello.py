@@ -1,0 +1,125 @@
+"""hello under wrk: (a) bare ASGI app, (b) with the kit, (c) with the kit behind HAProxy.
+
+Same server settings for all three (uvicorn via `python -m sevenleague.kit.serve`, one
+process pinned to CPU 0); wrk and HAProxy share CPU 1. The machine is shared and noisy,
+so the three run in turn, several rounds, and the ratios are medians of per-round ratios.
+
+    python benchmarks/bench_hello.py [--rounds 5] [--seconds 5] [--connections 32]
+
+Targets: (b)/(a) >= 0.75, (c)/(b) >= 0.9. Results: benchmarks/results/hello.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import median, write_results
+
+from sevenleague.catalog import load_catalog
+from sevenleague.proxy import HaproxyPaths, render_haproxy_cfg
+from sevenleague.testing import free_port, run_wrk, serve_app, wait_for_http
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+EDGE_CATALOG = """\
+[ecosystem]
+name = "bench"
+[hosts.local]
+address = "127.0.0.1"
+[edge]
+port = {edge}
+stats_port = {stats}
+[prometheus]
+port = {prometheus}
+[alertmanager]
+port = {alertmanager}
+[services.hello]
+app = "hello.app:app"
+instances = 1
+port = {hello}
+hosts = ["local"]
+"""
+
+
+def start_haproxy(workdir: Path, hello_port: int) -> tuple[subprocess.Popen[bytes], str]:
+    edge = free_port()
+    catalog_path = workdir / "bench.toml"
+    catalog_path.write_text(EDGE_CATALOG.format(edge=edge, stats=free_port(), prometheus=free_port(),
+                                                alertmanager=free_port(), hello=hello_port))
+    paths = HaproxyPaths(config=workdir / "haproxy.cfg", admin_socket=workdir / "admin.sock")
+    paths.config.write_text(render_haproxy_cfg(load_catalog(catalog_path), paths))
+    log = (workdir / "haproxy.log").open("wb")
+    process = subprocess.Popen(["taskset", "-c", "1", "haproxy", "-db", "-f", str(paths.config)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{edge}/"
+    wait_for_http(url)
+    return process, url
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-hello-") as tmp:
+        workdir = Path(tmp)
+        with serve_app("bare_hello:app", workdir, pythonpath=[HERE], ready_path="/") as bare, \
+                serve_app("hello.app:app", workdir) as kit:
+            for served in (bare, kit):
+                subprocess.run(["taskset", "-pc", "0", str(served.process.pid)], check=True,
+                               capture_output=True)
+            haproxy, edge_url = start_haproxy(workdir, kit.port)
+            try:
+                variants = {"a_bare": bare.url + "/", "b_kit": kit.url + "/", "c_haproxy": edge_url}
+                for url in variants.values():  # warm up caches and connection pools
+                    run_wrk(url, seconds=1, connections=args.connections, cpu=1)
+                rounds = []
+                names = list(variants)
+                for number in range(args.rounds):
+                    order = names[number % 3:] + names[:number % 3]
+                    result = {}
+                    for name in order:
+                        wrk = run_wrk(variants[name], seconds=args.seconds,
+                                      connections=args.connections, cpu=1)
+                        result[name] = {"rps": wrk.requests_per_second, "p99_ms": wrk.p99_ms,
+                                        "errors": wrk.errors}
+                    result["b_over_a"] = result["b_kit"]["rps"] / result["a_bare"]["rps"]
+                    result["c_over_b"] = result["c_haproxy"]["rps"] / result["b_kit"]["rps"]
+                    rounds.append(result)
+                    print(f"round {number + 1}: " + ", ".join(
+                        f"{n} {result[n]['rps']:.0f} req/s p99 {result[n]['p99_ms']:.2f} ms" for n in names)
+                        + f"; b/a {result['b_over_a']:.3f} c/b {result['c_over_b']:.3f}", flush=True)
+            finally:
+                haproxy.terminate()
+                haproxy.wait(10)
+
+    summary = {
+        name: {"rps_median": median([r[name]["rps"] for r in rounds]),
+               "p99_ms_median": median([r[name]["p99_ms"] for r in rounds]),
+               "errors": sum(r[name]["errors"] for r in rounds)}
+        for name in ("a_bare", "b_kit", "c_haproxy")
+    }
+    ratios = {"b_over_a": median([r["b_over_a"] for r in rounds]),
+              "c_over_b": median([r["c_over_b"] for r in rounds])}
+    targets = {"b_over_a": 0.75, "c_over_b": 0.9}
+    path = write_results("hello", {
+        "settings": {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections,
+                     "wrk_threads": 1, "server": "uvicorn (httptools, uvloop) pinned to CPU 0",
+                     "load": "wrk and HAProxy pinned to CPU 1"},
+        "summary": summary, "ratios": ratios, "targets": targets,
+        "meets_targets": {k: ratios[k] >= targets[k] for k in targets}, "rounds": rounds,
+    })
+    print(f"b/a {ratios['b_over_a']:.3f} (target 0.75), c/b {ratios['c_over_b']:.3f} (target 0.9)")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
