@@ -6,8 +6,8 @@
 # copies under supervisord, each with its own config and state directory.
 set -eu
 
-PYTHON="${PYTHON:-python3}"
-PACKAGES="haproxy prometheus prometheus-alertmanager wrk"
+PYTHON="${PYTHON:-python3}"   # the Python that will create .venv
+PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager wrk}"
 
 missing=""
 for package in $PACKAGES; do
