@@ -24,6 +24,7 @@ test: deps lint unit integration performance
 
 lint: deps
 	$(BIN)/ruff check src apps tests benchmarks
+	$(BIN)/mypy src apps/hello/src
 
 # Each kind runs on its own, so a kind with no tests fails (pytest exits 5).
 unit: deps

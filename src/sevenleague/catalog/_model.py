@@ -88,7 +88,7 @@ class ServiceSpec(_Section):
         "/", pattern=r"^/", description='Path prefix at the edge that reaches this service.'
     )
     health: HealthCheckSpec = Field(
-        default_factory=HealthCheckSpec, description="How the edge decides an instance is ready."
+        HealthCheckSpec(), description="How the edge decides an instance is ready."
     )
 
 

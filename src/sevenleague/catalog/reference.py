@@ -68,6 +68,8 @@ def _default(name: str, field: Any) -> str:
     value = field.default
     if value is PydanticUndefined:
         return "required"
+    if isinstance(value, BaseModel):
+        return "see below"
     if name in DURATION_FIELDS:
         return f'`"{format_duration(value)}"`'
     if isinstance(value, str):

@@ -15,25 +15,16 @@ into a graceful drain.
 
 from __future__ import annotations
 
-import os
-import socket
-
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ._asgi import ASGIApp
+from ._identity import INSTANCE_ENV, SERVICE_ENV, instance_name
 from ._lifecycle import LIFECYCLE, Lifecycle
 from ._log import STDOUT, JsonLines
 from ._metrics import NAMES, RedMetrics, red_metrics
 from ._observer import RequestObserver, route_template
 from ._probes import Probes
 from ._request_id import new_request_id, request_id_from
-
-INSTANCE_ENV = "LEAGUE_INSTANCE"
-
-
-def instance_name() -> str:
-    """This process' instance name: set by whoever started it, else the host name."""
-    return os.environ.get(INSTANCE_ENV) or socket.gethostname()
 
 
 def instrument(
@@ -59,6 +50,7 @@ __all__ = [
     "INSTANCE_ENV",
     "LIFECYCLE",
     "NAMES",
+    "SERVICE_ENV",
     "STDOUT",
     "JsonLines",
     "Lifecycle",

@@ -6,7 +6,7 @@ half second per instance would otherwise drown the lines and numbers that matter
 
 from __future__ import annotations
 
-from ._asgi import ASGIApp, Receive, Scope, Send, header, respond
+from ._asgi import ASGIApp, Message, Receive, Scope, Send, header, respond
 from ._lifecycle import Lifecycle
 from ._metrics import RedMetrics
 
@@ -55,7 +55,7 @@ class Probes:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         lifecycle = self.lifecycle
 
-        async def watch(message: dict) -> None:
+        async def watch(message: Message) -> None:
             if message["type"] in ("lifespan.startup.complete", "lifespan.startup.failed"):
                 lifecycle.startup_finished()
             await send(message)

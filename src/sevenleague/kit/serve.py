@@ -21,11 +21,9 @@ from types import FrameType
 
 import uvicorn
 
+from ._identity import INSTANCE_ENV, SERVICE_ENV
 from ._lifecycle import LIFECYCLE, Lifecycle
 from ._log import STDOUT, JsonLogHandler
-
-SERVICE_ENV = "LEAGUE_SERVICE"
-INSTANCE_ENV = "LEAGUE_INSTANCE"
 
 
 class DrainingServer(uvicorn.Server):

@@ -320,7 +320,8 @@ class SteadyLoad:
                     connection = None
             except (OSError, http.client.HTTPException) as error:
                 self._count(None, None, f"{type(error).__name__}: {error}")
-                connection.close()
+                if connection is not None:
+                    connection.close()
                 connection = None
             if self.pause:
                 time.sleep(self.pause)
