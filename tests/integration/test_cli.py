@@ -56,3 +56,41 @@ def test_unknown_command_is_a_usage_error(tmp_path):
     assert done.returncode == 2
     assert "No such command" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_refuses_ports_taken_by_another_program_and_starts_nothing(tmp_path):
+    import socket
+
+    from sevenleague.testing import free_port_offset
+
+    (tmp_path / "ecosystem.toml").write_text(MINIMAL_CATALOG)
+    offset = free_port_offset([8080, 8404, 9090, 9093, 8001, 8002])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 8080 + offset))
+        squatter.listen()
+        done = league("up", home=tmp_path / "state", cwd=tmp_path, LEAGUE_PORT_OFFSET=str(offset))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"league: port {8080 + offset} on 127.0.0.1 (edge.port) is already in use by another program "
+        "(hint: stop that program, change the port in the catalog, or set LEAGUE_PORT_OFFSET to move "
+        "every port)"]
+    assert not (tmp_path / "state" / "supervisord.pid").exists()
+
+
+def test_up_names_an_app_that_cannot_start_and_down_cleans_up(tmp_path):
+    from sevenleague.testing import free_port_offset
+
+    (tmp_path / "ecosystem.toml").write_text(
+        MINIMAL_CATALOG.replace('app = "hello.app:app"', 'app = "no_such_module:app"'))
+    offset = str(free_port_offset([8080, 8404, 9090, 9093, 8001, 8002]))
+    home = tmp_path / "state"
+    try:
+        done = league("up", home=home, cwd=tmp_path, LEAGUE_PORT_OFFSET=offset)
+        assert done.returncode == 1
+        lines = done.stderr.splitlines()
+        assert sorted(line.split(" cannot start: ")[0] for line in lines) == [
+            "league: hello-1", "league: hello-2"]
+        assert all('Could not import module "no_such_module"' in line for line in lines), lines
+        assert "Traceback" not in done.stderr
+    finally:
+        assert league("down", home=home, cwd=tmp_path).returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,37 @@ from ._status import endpoints_table, status_table
 
 class NotHealthy(LeagueError):
     """`league up` started everything, but some part did not become healthy in time."""
+
+
+class CannotStart(LeagueError):
+    """A program exited every time supervisord started it; its log says why."""
+
+    def __init__(self, failures: list[tuple[str, str, Path]]) -> None:
+        self.failures = failures
+        super().__init__(self.lines()[0])
+
+    def lines(self) -> list[str]:
+        return [f"{name} cannot start: {last_line} (hint: see {log})"
+                for name, last_line, log in self.failures]
+
+
+def last_log_line(path: Path) -> str:
+    """The last meaningful line a program wrote, JSON or plain."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log written"
+    for line in reversed(lines):
+        if "Traceback" in line or line.startswith("  "):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line.strip()[:300]
+        if isinstance(record, dict):
+            return str(record.get("exception", record.get("msg", line))).strip().splitlines()[-1][:300]
+        return line.strip()[:300]
+    return "no log written"
 
 
 def run_up(catalog_path: Path, console: Console, timeout: float) -> int:
@@ -61,6 +93,13 @@ def run_up(catalog_path: Path, console: Console, timeout: float) -> int:
                             description="waiting for " + (", ".join(waiting) or "nothing"))
             if status.healthy:
                 break
+            states = {p.name: p.state for p in status.processes} | {
+                i.name: i.state for i in status.instances}
+            fatal = [name for name, state in states.items() if state == "FATAL"]
+            if fatal:  # those still retrying (BACKOFF) are failing the same way
+                fatal += [name for name, state in states.items() if state == "BACKOFF"]
+                raise CannotStart([(name, last_log_line(layout.logs / f"{name}.log"),
+                                    layout.logs / f"{name}.log") for name in fatal])
             if time.monotonic() >= deadline:
                 console.print(status_table(status))
                 raise NotHealthy(

@@ -9,6 +9,7 @@ writes nothing and restarts nothing.
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +17,55 @@ from ..errors import LeagueError
 from ..hosts import Changes, LocalHost, wait_until, write_file
 from ..proxy import ProxyError, check_argv, worker_pid
 from ._layout import StateLayout, Tools
-from ._plan import Plan, RenderedFile
+from ._plan import Listen, Plan, RenderedFile
 
 
 class ConfigRejected(LeagueError):
     """A rendered config failed its tool's own check; the live config was left alone."""
+
+
+class PortsInUse(LeagueError):
+    """Ports the plan needs are taken by programs that are not part of this eco-system."""
+
+    def __init__(self, busy: list[Listen]) -> None:
+        self.busy = busy
+        super().__init__(self.lines()[0])
+
+    def lines(self) -> list[str]:
+        return [
+            f"port {b.port} on {b.address} ({b.owner}) is already in use by another program "
+            "(hint: stop that program, change the port in the catalog, or set LEAGUE_PORT_OFFSET "
+            "to move every port)"
+            for b in self.busy
+        ]
+
+
+def port_taken(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(plan: Plan, layout: StateLayout, host: LocalHost) -> None:
+    """Refuse to start anything when a port is taken by something that is not ours.
+
+    Ports the running eco-system of this state directory already holds are its own.
+    """
+    ours: set[tuple[str, int]] = set()
+    if host.is_running():
+        try:
+            previous = json.loads(layout.snapshot.read_text())
+            ours = {(address, port) for address, port in previous.get("listens", [])}
+        except (OSError, ValueError):
+            ours = set()
+    busy = [listen for listen in plan.listens
+            if (listen.address, listen.port) not in ours and port_taken(listen.address, listen.port)]
+    if busy:
+        raise PortsInUse(busy)
 
 
 @dataclass
@@ -83,6 +128,7 @@ def reload_haproxy(host: LocalHost, layout: StateLayout, timeout: float = 15.0) 
 
 
 def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:
+    check_ports(plan, layout, host)
     report = ApplyReport()
     for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
                       layout.prometheus.data_dir, layout.alertmanager.data_dir):

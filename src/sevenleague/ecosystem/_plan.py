@@ -37,9 +37,19 @@ class RenderedFile:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """A port something in the plan will listen on, and the catalog key that asked for it."""
+
+    address: str
+    port: int
+    owner: str
+
+
+@dataclass(frozen=True)
 class Plan:
     files: tuple[RenderedFile, ...]
     programs: tuple[Program, ...]
+    listens: tuple[Listen, ...]
     snapshot: dict[str, Any]
 
 
@@ -108,6 +118,18 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
     }
 
 
+def plan_listens(catalog: Catalog) -> list[Listen]:
+    spec = catalog.spec
+    edge = catalog.address_of(spec.edge.host)
+    return [
+        Listen(edge, spec.edge.port, "edge.port"),
+        Listen(edge, spec.edge.stats_port, "edge.stats_port"),
+        Listen(catalog.address_of(spec.prometheus.host), spec.prometheus.port, "prometheus.port"),
+        Listen(catalog.address_of(spec.alertmanager.host), spec.alertmanager.port, "alertmanager.port"),
+        *(Listen(i.address, i.port, f"services.{i.service}.port ({i.name})") for i in catalog.instances),
+    ]
+
+
 def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
     jobs = scrape_jobs(catalog)
     files = [
@@ -126,8 +148,12 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
         Program("alertmanager", alertmanager_argv(tools.alertmanager, catalog, layout.alertmanager),
                 stop_timeout=10),
     ]
+    listens = plan_listens(catalog)
+    snapshot = render_snapshot(catalog, layout)
+    snapshot["listens"] = [[listen.address, listen.port] for listen in listens]
     return Plan(
         files=tuple(files),
         programs=tuple(platform + instance_programs(catalog, tools)),
-        snapshot=render_snapshot(catalog, layout),
+        listens=tuple(listens),
+        snapshot=snapshot,
     )

@@ -41,7 +41,7 @@ def render_program(program: Program, log_dir: Path) -> str:
         "autostart = true",
         "autorestart = true",
         f"startsecs = {math.ceil(program.start_seconds)}",
-        "startretries = 10",
+        "startretries = 3",
         f"stopsignal = {program.stop_signal}",
         f"stopwaitsecs = {math.ceil(program.stop_timeout)}",
         "stopasgroup = true",
