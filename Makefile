@@ -46,12 +46,12 @@ deps: system-packages $(INSTALLED)
 system-packages:
 	@PYTHON=$(PYTHON) scripts/install-system-packages.sh
 
-$(INSTALLED): pyproject.toml apps/hello/pyproject.toml
+$(INSTALLED): pyproject.toml apps/hello/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "sevenleague needs Python 3.11 or newer (PYTHON=$(PYTHON))" >&2; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e apps/hello
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e apps/hello
 	touch $(INSTALLED)
 
 clean:
