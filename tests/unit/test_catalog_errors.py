@@ -26,7 +26,7 @@ CASES = {
     "wrong type for a list": (
         MINIMAL_CATALOG.replace('hosts = ["local"]\n\n[edge]', 'hosts = "local"\n\n[edge]'),
         ["ecosystem.toml:8: environments.dev.hosts: expected a list such as [\"local\"], "
-         "got a string 'local'"],
+         "got a string 'local' (hint: write a list in brackets, e.g. [\"local\"])"],
     ),
     "port clash": (
         MINIMAL_CATALOG.replace("port = 8001", "port = 8079"),
@@ -69,7 +69,7 @@ CASES = {
     "bad duration": (
         MINIMAL_CATALOG.replace("port = 9090", 'port = 9090\nscrape_interval = "often"'),
         ["ecosystem.toml:16: prometheus.scrape_interval: expected a duration such as \"500ms\", "
-         "\"5s\" or \"1m\", got 'often'"],
+         "\"5s\" or \"1m\", got 'often' (hint: units are ms, s, m, h and d)"],
     ),
     "missing section": (
         MINIMAL_CATALOG.replace("[alertmanager]\nport = 9093\n", ""),
@@ -98,6 +98,10 @@ def test_bad_catalog_is_reported_one_line_per_problem(case, write_catalog, monke
         load_catalog(path)
     assert raised.value.lines() == expected
     assert raised.value.exit_code == 2
+
+
+def test_every_kind_of_problem_comes_with_a_hint():
+    assert all("(hint: " in line for _, lines in CASES.values() for line in lines)
 
 
 @pytest.mark.parametrize("case", ["unknown key", "port clash", "unknown host"])

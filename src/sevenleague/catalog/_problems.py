@@ -141,11 +141,26 @@ def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
 
 
 def _describe(value: Any) -> str:
+    """How a wrong value reads in a message: its kind, and the value itself when it is short."""
     kinds = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
              list: "a list", dict: "a table"}
     return f"{kinds.get(type(value), type(value).__name__)} {value!r}" if not isinstance(
         value, dict | list) else kinds[type(value)]
 
+
+REFERENCE = "every key is described in docs/catalog.md"
+
+_TYPE_HINTS = {
+    "int_type": "write a whole number, e.g. 8080",
+    "int_from_float": "write a whole number, e.g. 8080",
+    "string_type": "write text in double quotes",
+    "float_type": "write a number, e.g. 1.5",
+    "bool_type": "write true or false, without quotes",
+    "list_type": 'write a list in brackets, e.g. ["local"]',
+    "dict_type": "write a table: [section] with key = value lines",
+    "model_type": "write a table: [section] with key = value lines",
+    "model_attributes_type": "write a table: [section] with key = value lines",
+}
 
 _EXPECTED = {
     "int_type": "an integer",
@@ -181,13 +196,16 @@ def _schema_problem(error: Any, text: str) -> Problem:
             hint = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it"
         return Problem(key, "unknown key", hint, line)
     if kind in _EXPECTED:
-        hint = "write numbers without quotes" if isinstance(value, str) and value.strip().isdigit() else ""
+        if isinstance(value, str) and value.strip().isdigit():
+            hint = "write numbers without quotes"
+        else:
+            hint = _TYPE_HINTS.get(kind, REFERENCE)
         return Problem(key, f"expected {_EXPECTED[kind]}, got {_describe(value)}", hint, line)
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
                 "less_than": "<"}[kind]
         limit = next(iter(ctx.values()))
-        hint = "every service runs at least one instance" if leaf == "instances" else ""
+        hint = "every service runs at least one instance" if leaf == "instances" else REFERENCE
         if leaf.endswith("port"):
             hint = "ports are 1 to 65535"
         return Problem(key, f"expected a number {sign} {limit}, got {value!r}", hint, line)
@@ -198,13 +216,15 @@ def _schema_problem(error: Any, text: str) -> Problem:
             return Problem(key, f"expected \"module:attribute\", got {value!r}", 'e.g. "hello.app:app"', line)
         return Problem(key, f"{value!r} must start with '/'", "paths are absolute, e.g. \"/\"", line)
     if kind == "literal_error":
-        return Problem(key, f"expected {ctx.get('expected')}, got {value!r}", "", line)
+        return Problem(key, f"expected {ctx.get('expected')}, got {value!r}", REFERENCE, line)
     if kind in {"too_short", "too_long"}:
-        return Problem(key, error["msg"].lower(), "list at least one host name" if leaf == "hosts" else "",
-                       line)
+        return Problem(key, error["msg"].lower(),
+                       "list at least one host name" if leaf == "hosts" else REFERENCE, line)
     if kind == "value_error":
-        return Problem(key, str(ctx.get("error", error["msg"])), "", line)
-    return Problem(key, error["msg"], "", line)
+        message = str(ctx.get("error", error["msg"]))
+        hint = "units are ms, s, m, h and d" if "duration" in message else REFERENCE
+        return Problem(key, message, hint, line)
+    return Problem(key, error["msg"], REFERENCE, line)
 
 
 def schema_problems(error: ValidationError, text: str) -> list[Problem]:
