@@ -9,7 +9,9 @@ writes nothing and restarts nothing.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,14 +87,34 @@ def _checker_argv(kind: str, path: Path, tools: Tools) -> list[str]:
     raise ValueError(f"unknown checker {kind!r}")
 
 
-def vet(file: RenderedFile, host: LocalHost, tools: Tools) -> None:
-    """Run the file's own checker on a copy beside it; raise with the tool's words on failure."""
-    candidate = file.path.with_name(f".{file.path.name}.candidate")
-    write_file(candidate, file.text, file.mode)
+def vet(files: list[RenderedFile], changed: list[RenderedFile], home: Path, host: LocalHost,
+        tools: Tools) -> None:
+    """When anything changed, check every config with its own tool before writing any.
+
+    The whole plan is written to a scratch copy of the state directory (its paths moved
+    there), because the checkers read what a config names: promtool reads the target
+    files prometheus.yml lists, so a changed target file is checked through it. The live
+    directory is not touched.
+    """
+    if not changed:
+        return
+    to_check = [file for file in files if file.checker]
+    scratch = Path(tempfile.mkdtemp(prefix="league-vet-"))
+
+    def moved(path: Path) -> Path:
+        return scratch / path.relative_to(home)
+
     try:
-        result = host.run(_checker_argv(file.checker, candidate, tools))
+        for file in files:
+            write_file(moved(file.path), file.text.replace(f"{home}/", f"{scratch}/"), file.mode)
+        for file in to_check:
+            _check(file, moved(file.path), host, tools)
     finally:
-        candidate.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check(file: RenderedFile, candidate: Path, host: LocalHost, tools: Tools) -> None:
+    result = host.run(_checker_argv(file.checker, candidate, tools))
     if result.returncode != 0:
         said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
         raise ConfigRejected(
@@ -133,11 +155,10 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
     for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
                       layout.prometheus.data_dir, layout.alertmanager.data_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    for file in plan.files:  # target files come before prometheus.yml, which names them
-        if _unchanged(file):
-            continue
-        if file.checker:
-            vet(file, host, tools)
+    changed = [file for file in plan.files if not _unchanged(file)]
+    # A rejected render leaves the live configs exactly as they were, never half new.
+    vet(list(plan.files), changed, layout.home, host, tools)
+    for file in changed:  # target files come before prometheus.yml, which names them
         host.put_file(file.path, file.text, file.mode)
         report.written.append(file.path)
 
