@@ -96,7 +96,7 @@ class RequestObserver:
             "route": route,
             "path": scope["path"],
             "status": status,
-            "duration_ms": round(seconds * 1000, 3),
+            "duration_ms": int(seconds * 1_000_000) / 1000,  # 3 decimals, cheaper than round()
             "request_id": request_id,
         }
         self.log.write(record)
