@@ -6,11 +6,13 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "ApplyReport": "._apply",
+    "CannotStart": "._wait",
     "ConfigRejected": "._apply",
     "DEFAULT_HOME": "._layout",
     "HOME_ENV": "._layout",
     "InstanceHealth": "._probe",
     "Listen": "._plan",
+    "NotHealthy": "._wait",
     "NotRunning": "._probe",
     "OFFSET_ENV": "._layout",
     "Plan": "._plan",
@@ -33,15 +35,19 @@ _EXPORTS = {
     "render_snapshot": "._plan",
     "state_home": "._layout",
     "vet": "._apply",
+    "wait_until_healthy": "._wait",
+    "last_log_line": "._wait",
 }
 __all__ = [
     "DEFAULT_HOME",
     "HOME_ENV",
     "OFFSET_ENV",
     "ApplyReport",
+    "CannotStart",
     "ConfigRejected",
     "InstanceHealth",
     "Listen",
+    "NotHealthy",
     "NotRunning",
     "Plan",
     "PortsInUse",
@@ -54,6 +60,7 @@ __all__ = [
     "check_ports",
     "drain_seconds",
     "find_tools",
+    "last_log_line",
     "port_offset",
     "probe_http",
     "probe_status",
@@ -63,6 +70,7 @@ __all__ = [
     "render_snapshot",
     "state_home",
     "vet",
+    "wait_until_healthy",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -103,3 +111,4 @@ if TYPE_CHECKING:
         probe_status,
         read_snapshot,
     )
+    from ._wait import CannotStart, NotHealthy, last_log_line, wait_until_healthy
