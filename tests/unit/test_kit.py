@@ -101,6 +101,7 @@ def test_a_malformed_request_id_is_replaced(parts, bad):
 def test_one_json_line_per_request_with_what_an_operator_needs(parts):
     app, _, log, _ = parts
     get(app, "/users/7", headers=[(b"x-request-id", b"r-1")])
+    app.settle()
     [line] = log.lines()
     record = json.loads(line)
     assert record["ts"].endswith("Z") and "T" in record["ts"]
@@ -116,6 +117,7 @@ def test_metrics_count_by_route_template_method_and_status_class(parts):
     for i in range(3):
         get(app, f"/users/{i}")
     get(app, "/nowhere")
+    app.settle()
     counts = samples(registry, "http_requests_total")
     assert counts[(("method", "GET"), ("route", "/users/{id}"), ("status_class", "2xx"))] == 3
     assert counts[(("method", "GET"), ("route", "<unmatched>"), ("status_class", "4xx"))] == 1
@@ -127,6 +129,7 @@ def test_unknown_methods_share_one_label_value(parts):
     app, registry, _, _ = parts
     get(app, "/", method="BREW")
     get(app, "/", method="PROPFIND")
+    app.settle()
     counts = samples(registry, "http_requests_total")
     assert counts[(("method", "OTHER"), ("route", "/"), ("status_class", "4xx"))] == 2
 
@@ -135,10 +138,51 @@ def test_an_exception_is_counted_and_logged_as_a_server_error(parts):
     app, registry, log, _ = parts
     with pytest.raises(RuntimeError):
         get(app, "/broken")
+    app.settle()
     counts = samples(registry, "http_requests_total")
     assert counts[(("method", "GET"), ("route", "/broken"), ("status_class", "5xx"))] == 1
     record = json.loads(log.lines()[-1])
     assert (record["status"], record["level"]) == (500, "error")
+
+
+def test_a_scrape_counts_every_request_answered_before_it(parts):
+    app, _, _, _ = parts
+    for _ in range(3):
+        get(app, "/")
+    body = get(app, "/metrics").body.decode()
+    assert 'http_requests_total{method="GET",route="/",status_class="2xx"} 3.0' in body
+
+
+def test_inside_an_event_loop_the_ledger_settles_on_a_timer():
+    import asyncio
+
+    from .asgi import call
+
+    registry = CollectorRegistry()
+    log = PipeLog()
+    app = kit.instrument(Starlette(routes=[Route("/", hello)]), service="t", registry=registry,
+                         log=log.writer)
+    app.ledger.flush_interval = 0.01
+
+    async def scenario() -> tuple[list, list]:
+        await call(app, "/")
+        before = log.lines()
+        await asyncio.sleep(0.05)
+        return before, log.lines()
+
+    before, after = asyncio.run(scenario())
+    assert before == []
+    assert [json.loads(line)["route"] for line in after] == ["/"]
+
+
+def test_a_full_ledger_settles_at_once(parts):
+    app, registry, log, _ = parts
+    app.ledger.max_pending = 5
+    for _ in range(5):
+        get(app, "/")
+    assert len(log.lines()) == 5
+    assert samples(registry, "http_requests_total")[
+        (("method", "GET"), ("route", "/"), ("status_class", "2xx"))] == 5
 
 
 def test_metrics_endpoint_serves_red_metrics_and_build_info(parts):
@@ -186,6 +230,7 @@ def test_a_bare_asgi_app_gets_the_other_route_label():
 
     app = kit.instrument(bare, service="bare", registry=registry, log=PipeLog().writer)
     get(app, "/a/b/c")
+    app.settle()
     counts = samples(registry, "http_requests_total")
     assert counts[(("method", "GET"), ("route", "<other>"), ("status_class", "2xx"))] == 1
 
@@ -198,5 +243,7 @@ def test_two_apps_on_one_registry_share_the_metric_names():
                             log=PipeLog().writer)
     get(first, "/")
     get(second, "/")
+    first.settle()
+    second.settle()
     counts = samples(registry, "http_requests_total")
     assert counts[(("method", "GET"), ("route", "/"), ("status_class", "2xx"))] == 2

@@ -20,6 +20,18 @@ def test_new_request_ids_are_16_hex_digits_and_distinct():
     assert all(re.fullmatch(rb"[0-9a-f]{16}", i) for i in ids)
 
 
+def test_a_forked_process_makes_up_other_request_ids():
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.write(write_fd, new_request_id())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_fd, 64)
+    mine = new_request_id()
+    assert child[:8] != mine[:8]
+
+
 def test_request_id_is_taken_only_from_its_own_header():
     assert request_id_from([(b"x-other", b"nope"), (b"x-request-id", b"abc")]) == b"abc"
     assert request_id_from([(b"x-other", b"nope")]) != b"nope"

@@ -65,8 +65,14 @@ def last_log_line(path: Path) -> str:
 
 def wait_until_healthy(snapshot: dict[str, Any], host: LocalHost, layout: StateLayout, timeout: float,
                        on_progress: Callable[[StatusReport], None] = lambda report: None,
-                       interval: float = 0.2) -> StatusReport:
+                       interval: float = 0.2, settle_seconds: float = 8.0) -> StatusReport:
+    """The report once all is healthy; CannotStart or NotHealthy otherwise.
+
+    When a program turns FATAL, the others still starting get `settle_seconds` to end
+    up running or fatal too, so one report names every program that cannot start.
+    """
     deadline = time.monotonic() + timeout
+    settle_until: float | None = None
     while True:
         report = probe_status(snapshot, host)
         on_progress(report)
@@ -74,10 +80,14 @@ def wait_until_healthy(snapshot: dict[str, Any], host: LocalHost, layout: StateL
             return report
         states = {p.name: p.state for p in report.processes} | {i.name: i.state for i in report.instances}
         fatal = [name for name, state in states.items() if state == "FATAL"]
-        if fatal:  # those still retrying (BACKOFF) are failing the same way
-            fatal += [name for name, state in states.items() if state == "BACKOFF"]
-            raise CannotStart([(name, last_log_line(layout.logs / f"{name}.log"), layout.logs / f"{name}.log")
-                               for name in fatal])
+        if fatal:
+            now = time.monotonic()
+            settle_until = settle_until or now + settle_seconds
+            starting = [name for name, state in states.items() if state in ("STARTING", "BACKOFF")]
+            if not starting or now >= settle_until:
+                failing = fatal + [name for name in starting if states[name] == "BACKOFF"]
+                raise CannotStart([(name, last_log_line(layout.logs / f"{name}.log"),
+                                    layout.logs / f"{name}.log") for name in failing])
         if time.monotonic() >= deadline:
             raise NotHealthy(
                 f"not healthy after {timeout:.0f}s: {', '.join(report.unhealthy())}",

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from ._asgi import ASGIApp
 from ._identity import INSTANCE_ENV, SERVICE_ENV, instance_name
+from ._ledger import RequestLedger
 from ._lifecycle import LIFECYCLE, Lifecycle
 from ._log import STDOUT, JsonLines
 from ._metrics import NAMES, RedMetrics, red_metrics
@@ -36,14 +37,12 @@ def instrument(
     registry: CollectorRegistry = REGISTRY,
     log: JsonLines = STDOUT,
     lifecycle: Lifecycle = LIFECYCLE,
-) -> ASGIApp:
+) -> RequestObserver:
     """`app` with probes, metrics, request ids and the request log around it."""
     metrics = red_metrics(registry)
     metrics.set_build_info(service, version)
-    observed = RequestObserver(
-        app, service=service, instance=instance or instance_name(), metrics=metrics, log=log
-    )
-    return Probes(observed, lifecycle=lifecycle, metrics=metrics)
+    return RequestObserver(app, service=service, instance=instance or instance_name(), metrics=metrics,
+                           log=log, lifecycle=lifecycle)
 
 
 __all__ = [
@@ -56,6 +55,7 @@ __all__ = [
     "Lifecycle",
     "Probes",
     "RedMetrics",
+    "RequestLedger",
     "RequestObserver",
     "instance_name",
     "instrument",

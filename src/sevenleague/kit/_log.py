@@ -63,6 +63,13 @@ class JsonLines:
         elif self._timer is None:
             self._schedule_flush()
 
+    def write_batch(self, records: list[dict[str, Any]]) -> None:
+        """Serialise and write many records at once (they are flushed right away)."""
+        with self._lock:
+            for record in records:
+                self._buffer += orjson.dumps(record, option=_OPTIONS, default=str)
+        self.flush()
+
     def _schedule_flush(self) -> None:
         try:
             loop = asyncio.get_running_loop()

@@ -1,18 +1,21 @@
-"""The per-request hot path: request id, who served it, RED metrics and one JSON log line.
+"""The per-request hot path: probes first, then request id, who served it, and a record.
 
-These four concerns share one `send` wrapper on purpose. Each is a small piece that can
-be tested alone (`request_id_from`, `RedMetrics.observe`, `JsonLines.write`), but
-wrapping `send` four times would cost a closure and an await per layer per message.
+One ASGI layer and one `send` wrapper per request, and the request's numbers go to the
+ledger as one tuple: the counting and logging happen later, in batches (see
+`_ledger.py` for why). Each piece stays testable alone: `request_id_from`,
+`route_template`, `RedMetrics.observe`, `RequestLedger.settle`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
+from ._ledger import RequestLedger
+from ._lifecycle import Lifecycle
 from ._log import JsonLines
 from ._metrics import RedMetrics
+from ._probes import PROBE_PATHS, Probes
 from ._request_id import request_id_from
 
 UNMATCHED = "<unmatched>"
@@ -37,26 +40,35 @@ def route_template(scope: Scope, status: int) -> str:
 
 
 class RequestObserver:
-    """Measures and logs every request the app answers."""
+    """Answers probes, and measures and logs every other request the app answers."""
 
     def __init__(self, app: ASGIApp, *, service: str, instance: str, metrics: RedMetrics,
-                 log: JsonLines) -> None:
+                 log: JsonLines, lifecycle: Lifecycle, flush_interval: float = 0.2) -> None:
         self.app = app
         self.service = service
         self.instance = instance
         self.metrics = metrics
-        self.log = log
+        self.ledger = RequestLedger(service=service, instance=instance, metrics=metrics, log=log,
+                                    flush_interval=flush_interval)
+        self.probes = Probes(app, lifecycle=lifecycle, metrics=metrics, before_scrape=self.ledger.settle)
         self._served_by = (b"x-served-by", f"{service}/{instance}".encode())
         self._in_flight = metrics.in_flight_counter()
 
+    def settle(self) -> None:
+        """Count and log every request answered so far (normally done on a timer)."""
+        self.ledger.settle()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.probes(scope, receive, send)  # lifespan, websockets
+            return
+        method = scope["method"]
+        if scope["path"] in PROBE_PATHS and method in ("GET", "HEAD"):
+            await self.probes.answer(scope, send)
             return
         start = time.perf_counter()
         request_id = request_id_from(scope["headers"])
-        request_id_text = request_id.decode()
-        scope.setdefault("state", {})["request_id"] = request_id_text
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
         extra = ((b"x-request-id", request_id), self._served_by)
         status = 500
         sent_start = False
@@ -74,29 +86,10 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_headers)
         except BaseException:
-            status = 500 if not sent_start else status
+            if not sent_start:
+                status = 500
             raise
         finally:
             in_flight.count -= 1
-            seconds = time.perf_counter() - start
-            route = route_template(scope, status)
-            method = scope["method"]
-            self.metrics.observe(route, method, status, seconds)
-            self._log(scope, route, method, status, seconds, request_id_text)
-
-    def _log(self, scope: Scope, route: str, method: str, status: int, seconds: float,
-             request_id: str) -> None:
-        record: dict[str, Any] = {
-            "ts": self.log.clock.timestamp(),
-            "level": "error" if status >= 500 else "info",
-            "service": self.service,
-            "instance": self.instance,
-            "msg": "request",
-            "method": method,
-            "route": route,
-            "path": scope["path"],
-            "status": status,
-            "duration_ms": int(seconds * 1_000_000) / 1000,  # 3 decimals, cheaper than round()
-            "request_id": request_id,
-        }
-        self.log.write(record)
+            self.ledger.record(route_template(scope, status), method, scope["path"], status,
+                               time.perf_counter() - start, request_id)
