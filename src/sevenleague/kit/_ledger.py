@@ -17,7 +17,7 @@ import atexit
 import time
 from typing import Any
 
-from ._log import JsonLines
+from ._log import MILLIS, JsonLines
 from ._metrics import RedMetrics
 
 # wall time, route, method, path, status, seconds, request id
@@ -61,10 +61,14 @@ class RequestLedger:
         timestamp = self.log.clock.timestamp
         service, instance = self.service, self.instance
         lines: list[dict[str, Any]] = []
+        second, prefix = -1, ""
         for wall, route, method, path, status, seconds, request_id in batch:
             observe(route, method, status, seconds)
+            if int(wall) != second:  # the clock's date part, once per second of the batch
+                second = int(wall)
+                prefix = timestamp(second)[:-5]
             lines.append({
-                "ts": timestamp(wall),
+                "ts": prefix + MILLIS[int((wall - second) * 1000)],
                 "level": "error" if status >= 500 else "info",
                 "service": service,
                 "instance": instance,

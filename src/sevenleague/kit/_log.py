@@ -21,7 +21,8 @@ import orjson
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
-_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+# ".000Z" ... ".999Z": the millisecond suffix of a timestamp, looked up rather than formatted
+MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 class UtcClock:
@@ -38,7 +39,7 @@ class UtcClock:
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return self._prefix + _MILLIS[int((now - second) * 1000)]
+        return self._prefix + MILLIS[int((now - second) * 1000)]
 
 
 class JsonLines:

@@ -70,14 +70,12 @@ class RequestObserver:
         request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         extra = ((b"x-request-id", request_id), self._served_by)
-        status = 500
-        sent_start = False
+        status = 500  # what the server answers when the app fails before it responds
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, sent_start
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                sent_start = True
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
@@ -85,10 +83,6 @@ class RequestObserver:
         in_flight.count += 1
         try:
             await self.app(scope, receive, send_with_headers)
-        except BaseException:
-            if not sent_start:
-                status = 500
-            raise
         finally:
             in_flight.count -= 1
             self.ledger.record(route_template(scope, status), method, scope["path"], status,
