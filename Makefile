@@ -37,8 +37,10 @@ performance: deps
 	$(PYTEST) tests/performance apps/hello/tests/performance
 
 bench: deps
-	$(BIN)/python benchmarks/bench_hello.py
-	$(BIN)/python benchmarks/bench_cli.py
+	@PYTHON=$(PYTHON) LEAGUE_DEBIAN_PACKAGES=valgrind scripts/install-system-packages.sh
+	cd benchmarks && ../$(BIN)/python bench_hello.py
+	cd benchmarks && ../$(BIN)/python bench_kit_instructions.py
+	cd benchmarks && ../$(BIN)/python bench_cli.py
 
 deps: system-packages $(INSTALLED)
 	@$(BIN)/python -m compileall -q src apps/hello/src >/dev/null
