@@ -12,7 +12,11 @@ Decisions, each visible in the output:
   one), so one id follows a request through every service;
 - a runtime API socket (admin level, `expose-fd listeners`) for draining instances and
   for seamless reloads: the new worker takes over the listening sockets, no connection
-  is refused during a reload.
+  is refused during a reload;
+- `idle-close-on-response`: during a reload the old worker keeps its idle keep-alive
+  connections open and closes each one after answering the next request on it (with
+  `Connection: close`), instead of closing them at once and racing a client that is
+  just sending on one; `hard-stop-after` bounds how long an old worker may linger.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ global
     log stdout format raw local0 info
     stats socket {paths.admin_socket} mode 600 level admin expose-fd listeners
     stats timeout 30s
+    hard-stop-after 30s
 
 defaults
     mode http
@@ -103,6 +108,7 @@ defaults
 
 frontend edge
     bind {edge_address}:{spec.edge.port}
+    option idle-close-on-response
     log global
     log-format {LOG_FORMAT}
     http-request set-header X-Request-ID %[uuid()] unless {{ req.hdr(x-request-id) -m reg {SANE_REQUEST_ID} }}
