@@ -144,8 +144,8 @@ def _describe(value: Any) -> str:
     """How a wrong value reads in a message: its kind, and the value itself when it is short."""
     kinds = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
              list: "a list", dict: "a table"}
-    return f"{kinds.get(type(value), type(value).__name__)} {value!r}" if not isinstance(
-        value, dict | list) else kinds[type(value)]
+    kind = kinds.get(type(value), type(value).__name__)
+    return kind if isinstance(value, dict | list) else f"{kind} {value!r}"
 
 
 REFERENCE = "every key is described in docs/catalog.md"

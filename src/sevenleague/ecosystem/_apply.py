@@ -52,13 +52,13 @@ def port_taken(address: str, port: int) -> bool:
     return False
 
 
-def check_ports(plan: Plan, layout: StateLayout, host: LocalHost) -> None:
+def check_ports(plan: Plan, layout: StateLayout, running: bool) -> None:
     """Refuse to start anything when a port is taken by something that is not ours.
 
     Ports the running eco-system of this state directory already holds are its own.
     """
     ours: set[tuple[str, int]] = set()
-    if host.is_running():
+    if running:
         try:
             previous = json.loads(layout.snapshot.read_text())
             ours = {(address, port) for address, port in previous.get("listens", [])}
@@ -105,8 +105,10 @@ def vet(files: list[RenderedFile], changed: list[RenderedFile], home: Path, host
         return scratch / path.relative_to(home)
 
     try:
-        for file in files:
-            write_file(moved(file.path), file.text.replace(f"{home}/", f"{scratch}/"), file.mode)
+        for file in files:  # throwaway copies: no atomic rename, no fsync
+            path = moved(file.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(file.text.replace(f"{home}/", f"{scratch}/"))
         for file in to_check:
             _check(file, moved(file.path), host, tools)
     finally:
@@ -150,7 +152,8 @@ def reload_haproxy(host: LocalHost, layout: StateLayout, timeout: float = 15.0) 
 
 
 def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:
-    check_ports(plan, layout, host)
+    was_running = host.is_running()
+    check_ports(plan, layout, was_running)
     report = ApplyReport()
     for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
                       layout.prometheus.data_dir, layout.alertmanager.data_dir):
@@ -162,7 +165,6 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
         host.put_file(file.path, file.text, file.mode)
         report.written.append(file.path)
 
-    was_running = host.is_running()
     report.programs = host.apply(plan.programs)
     if was_running:
         restarted = set(report.programs.added + report.programs.changed)

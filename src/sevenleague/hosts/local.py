@@ -190,10 +190,15 @@ class LocalHost:
             )
 
     def statuses(self) -> dict[str, ProgramStatus]:
-        if not self.is_running():
+        """Every program supervisord knows, or nothing when supervisord does not answer."""
+        if not self.paths.socket.exists():
+            return {}
+        try:
+            infos = self._rpc(timeout=5.0).getAllProcessInfo()
+        except (OSError, xmlrpc.client.Error):
             return {}
         out = {}
-        for info in self._rpc().getAllProcessInfo():
+        for info in infos:
             uptime = float(info["now"] - info["start"]) if info["statename"] == "RUNNING" else 0.0
             out[info["name"]] = ProgramStatus(
                 name=info["name"], state=info["statename"], pid=int(info["pid"]), uptime=uptime,

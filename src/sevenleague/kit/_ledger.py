@@ -58,17 +58,14 @@ class RequestLedger:
         if not batch:
             return
         observe = self.metrics.observe
-        timestamp = self.log.clock.timestamp
+        date_prefix = self.log.clock.date_prefix
         service, instance = self.service, self.instance
         lines: list[dict[str, Any]] = []
-        second, prefix = -1, ""
         for wall, route, method, path, status, seconds, request_id in batch:
             observe(route, method, status, seconds)
-            if int(wall) != second:  # the clock's date part, once per second of the batch
-                second = int(wall)
-                prefix = timestamp(second)[:-5]
+            second = int(wall)
             lines.append({
-                "ts": prefix + MILLIS[int((wall - second) * 1000)],
+                "ts": date_prefix(second) + MILLIS[int((wall - second) * 1000)],
                 "level": "error" if status >= 500 else "info",
                 "service": service,
                 "instance": instance,

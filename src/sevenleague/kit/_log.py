@@ -32,14 +32,18 @@ class UtcClock:
         self._second = -1
         self._prefix = ""
 
+    def date_prefix(self, second: int) -> str:
+        """"2026-11-29T02:15:23" for a whole second; formatted once per second."""
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return self._prefix
+
     def timestamp(self, now: float | None = None) -> str:
         if now is None:
             now = time.time()
         second = int(now)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return self._prefix + MILLIS[int((now - second) * 1000)]
+        return self.date_prefix(second) + MILLIS[int((now - second) * 1000)]
 
 
 class JsonLines:

@@ -97,8 +97,7 @@ class RedMetrics:
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in METHODS:
             method = "OTHER"
-        index = status // 100
-        key = (route, method, _STATUS_CLASSES[index] if 0 <= index < 6 else "5xx")
+        key = (route, method, status_class(status))
         requests = self._requests
         requests[key] = requests.get(key, 0) + 1
         durations = self._durations.get((route, method))

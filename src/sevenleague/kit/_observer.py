@@ -15,7 +15,7 @@ from ._ledger import RequestLedger
 from ._lifecycle import Lifecycle
 from ._log import JsonLines
 from ._metrics import RedMetrics
-from ._probes import PROBE_PATHS, Probes
+from ._probes import Probes, is_probe
 from ._request_id import request_id_from
 
 UNMATCHED = "<unmatched>"
@@ -45,9 +45,6 @@ class RequestObserver:
     def __init__(self, app: ASGIApp, *, service: str, instance: str, metrics: RedMetrics,
                  log: JsonLines, lifecycle: Lifecycle, flush_interval: float = 0.2) -> None:
         self.app = app
-        self.service = service
-        self.instance = instance
-        self.metrics = metrics
         self.ledger = RequestLedger(service=service, instance=instance, metrics=metrics, log=log,
                                     flush_interval=flush_interval)
         self.probes = Probes(app, lifecycle=lifecycle, metrics=metrics, before_scrape=self.ledger.settle)
@@ -62,10 +59,10 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.probes(scope, receive, send)  # lifespan, websockets
             return
-        method = scope["method"]
-        if scope["path"] in PROBE_PATHS and method in ("GET", "HEAD"):
+        if is_probe(scope):
             await self.probes.answer(scope, send)
             return
+        method = scope["method"]
         start = time.perf_counter()
         request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id.decode()

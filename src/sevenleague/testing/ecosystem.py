@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import load_catalog
-from ..hosts import pid_alive
+from ..ecosystem import StateLayout, read_snapshot
+from ..hosts import LocalHost, pid_alive
 from . import free_port_offset
 
 
@@ -52,21 +53,16 @@ class RunningEcosystem:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        return self.status()["endpoints"]
+        """Fixed by `league up`: read from the state directory, no command run."""
+        return dict(read_snapshot(StateLayout(self.home).snapshot)["endpoints"])
 
     def log_path(self, program: str) -> Path:
         return self.home / "logs" / f"{program}.log"
 
-    def supervisord_pid(self) -> int | None:
-        try:
-            return int((self.home / "supervisord.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def stop(self) -> list[int]:
         """`league down`, then the pids still alive among everything ever seen running."""
         self.status()
-        supervisord = self.supervisord_pid()
+        supervisord = LocalHost("test", self.home).supervisord_pid()
         self.league("down")
         pids = self.seen_pids | ({supervisord} if supervisord else set())
         return sorted(pid for pid in pids if pid_alive(pid))
