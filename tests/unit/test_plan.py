@@ -12,8 +12,8 @@ from .test_renderers import LAYOUT, TOOLS
 def test_plan_runs_the_platform_and_every_instance():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     assert [p.name for p in plan.programs] == [
-        "haproxy", "prometheus", "alertmanager", "hello-1", "hello-2"]
-    hello = plan.programs[3]
+        "haproxy", "prometheus", "alertmanager", "builds", "hello-1", "hello-2"]
+    hello = next(p for p in plan.programs if p.name == "hello-1")
     assert hello.argv[:4] == ("/opt/venv/bin/python", "-m", "sevenleague.kit.serve", "hello.app:app")
     assert "--port" in hello.argv and hello.argv[hello.argv.index("--port") + 1] == "8001"
     assert hello.environment == {"LEAGUE_SERVICE": "hello", "LEAGUE_INSTANCE": "hello-1"}
@@ -33,7 +33,7 @@ def test_plan_writes_each_config_with_its_checker():
 def test_instances_drain_long_enough_for_the_edge_to_notice():
     assert drain_seconds(0.5, 2) == 1.5
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
-    hello = plan.programs[3]
+    hello = next(p for p in plan.programs if p.name == "hello-1")
     assert hello.argv[hello.argv.index("--drain-seconds") + 1] == "1.5"
     assert hello.stop_timeout > 1.5
 

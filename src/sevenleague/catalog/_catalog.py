@@ -9,7 +9,9 @@ from pathlib import Path
 from ._model import CatalogSpec, ServiceSpec
 
 # Names the eco-system's own processes use; a service may not take them.
-RESERVED_NAMES = frozenset({"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league"})
+RESERVED_NAMES = frozenset(
+    {"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league", "builds", "show"}
+)
 
 
 @dataclass(frozen=True)

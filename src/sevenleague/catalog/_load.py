@@ -29,6 +29,7 @@ def _with_port_offset(spec: CatalogSpec, offset: int) -> CatalogSpec:
             update={"port": spec.edge.port + offset, "stats_port": spec.edge.stats_port + offset}),
         "prometheus": spec.prometheus.model_copy(update={"port": spec.prometheus.port + offset}),
         "alertmanager": spec.alertmanager.model_copy(update={"port": spec.alertmanager.port + offset}),
+        "builds": spec.builds.model_copy(update={"port": spec.builds.port + offset}),
         "services": {
             name: service.model_copy(update={"port": service.port + offset})
             for name, service in spec.services.items()

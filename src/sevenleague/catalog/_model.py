@@ -71,6 +71,28 @@ class HealthCheckSpec(_Section):
     rise: int = Field(2, ge=1, le=100, description="Passed checks in a row that put it back in.")
 
 
+class BuildGatesSpec(_Section):
+    perf_regression: float = Field(
+        0.15, ge=0.0, le=10.0,
+        description="Largest drop of a gated performance figure, against the last passed build,"
+                    " before the build fails (0.15 is 15%).",
+    )
+    min_coverage: float = Field(
+        0.0, ge=0.0, le=100.0,
+        description="Unit-test line coverage (percent) below which the build fails; 0 only reports it.",
+    )
+    ruff_clean: bool = Field(False, description="Fail the build on any ruff finding instead of reporting it.")
+
+
+class BuildsSpec(_Section):
+    host: Name = Field("local", description="Host that runs the build service and serves the apt repository.")
+    port: Port = Field(9300, description="Port of the build service's HTTP API and apt repository.")
+    workers: int = Field(1, ge=1, le=8, description="Builds that run at the same time.")
+    gates: BuildGatesSpec = Field(
+        BuildGatesSpec(), description="Gates for every service that sets none of its own."
+    )
+
+
 class ServiceSpec(_Section):
     description: str = Field("", description="One line saying what the service does.")
     app: str = Field(
@@ -90,6 +112,9 @@ class ServiceSpec(_Section):
     health: HealthCheckSpec = Field(
         HealthCheckSpec(), description="How the edge decides an instance is ready."
     )
+    build: BuildGatesSpec | None = Field(
+        None, description="This service's build gates (default: the [builds.gates] table)."
+    )
 
 
 class CatalogSpec(_Section):
@@ -103,6 +128,7 @@ class CatalogSpec(_Section):
     edge: EdgeSpec
     prometheus: PrometheusSpec
     alertmanager: AlertmanagerSpec
+    builds: BuildsSpec = Field(BuildsSpec(), description="The build service and the apt repository.")
     services: dict[Name, ServiceSpec] = Field(
         default_factory=dict, description="The apps this eco-system runs, by name."
     )

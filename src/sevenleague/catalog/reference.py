@@ -8,6 +8,7 @@ A unit test fails when docs/catalog.md differs from what this prints.
 from __future__ import annotations
 
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ SECTIONS = [
     ("[alertmanager]", "alertmanager"),
     ("[services.NAME]", "services"),
     ("[services.NAME.health]", "health"),
+    ("[services.NAME.build]", "gates"),
+    ("[builds]", "builds"),
+    ("[builds.gates]", "gates"),
 ]
 
 
@@ -37,6 +41,10 @@ def _section_model(key: str) -> type[BaseModel]:
         from ._model import HealthCheckSpec
 
         return HealthCheckSpec
+    if key == "gates":
+        from ._model import BuildGatesSpec
+
+        return BuildGatesSpec
     annotation = CatalogSpec.model_fields[key].annotation
     if typing.get_origin(annotation) is dict:
         return typing.get_args(annotation)[1]
@@ -56,7 +64,10 @@ def _type_name(name: str, annotation: Any) -> str:
         return "table"
     if origin is typing.Annotated:
         return _type_name(name, typing.get_args(annotation)[0])
-    return {int: "integer", str: "string", float: "number"}.get(annotation, str(annotation))
+    if origin in (typing.Union, types.UnionType):
+        kept = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _type_name(name, kept[0]) + " (optional)"
+    return {int: "integer", str: "string", float: "number", bool: "boolean"}.get(annotation, str(annotation))
 
 
 def _default(name: str, field: Any) -> str:
@@ -74,6 +85,10 @@ def _default(name: str, field: Any) -> str:
         return f'`"{format_duration(value)}"`'
     if isinstance(value, str):
         return f'`"{value}"`'
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
     return f"`{value}`"
 
 
@@ -85,9 +100,10 @@ def render_reference(example: str) -> str:
         "`python -m sevenleague.catalog.reference`; do not edit by hand.",
         "",
         "The catalog is the one description of the eco-system: every config sevenleague",
-        "renders (HAProxy, Prometheus, Alertmanager, supervisord) comes from it. Check a",
-        "change with `league validate`; every problem is reported as one line naming the",
-        "file, the line, the key, what was expected and a hint, and the exit code is 2.",
+        "renders (HAProxy, Prometheus, Alertmanager, supervisord, the build service) comes",
+        "from it. Check a change with `league validate`; every problem is reported as one",
+        "line naming the file, the line, the key, what was expected and a hint, and the",
+        "exit code is 2.",
         "",
         "Rules that hold everywhere:",
         "",

@@ -83,6 +83,62 @@ def validate(
     raise typer.Exit(run_validate(file or ctx.obj.catalog, _console()))
 
 
+repo_app = typer.Typer(help="The eco-system's git repositories: a push builds.", no_args_is_help=True)
+app.add_typer(repo_app, name="repo")
+
+
+@repo_app.command("create")
+def repo_create(
+    name: Annotated[str, typer.Argument(help="Service name; the repository is NAME.git.")],
+) -> None:
+    """Create a bare repository whose pushes queue builds; prints its clone URL."""
+    from ._builds import run_repo_create
+
+    raise typer.Exit(run_repo_create(name, _console()))
+
+
+@repo_app.command("list")
+def repo_list(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every repository with its branches and clone URL."""
+    from ._builds import run_repo_list
+
+    raise typer.Exit(run_repo_list(_console(), json_output))
+
+
+@app.command("build")
+def build(
+    target: Annotated[str, typer.Argument(help="SERVICE to build, or `show`.", metavar="SERVICE|show")],
+    build_id: Annotated[int | None, typer.Argument(help="With `show`: the build id.", metavar="[ID]")] = None,
+    ref: Annotated[str, typer.Option(help="Branch, tag or commit to build.")] = "HEAD",
+    log: Annotated[bool, typer.Option("--log", help="With `show`: print the build's log.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """`league build SERVICE [--ref REF]` builds and follows it (exit 0 passed, 1 not);
+    `league build show ID [--log]` shows one build."""
+    from ._builds import run_build, run_build_show
+
+    if target == "show":
+        if build_id is None:
+            raise typer.BadParameter("which build? e.g. `league build show 12`", param_hint="ID")
+        raise typer.Exit(run_build_show(build_id, _console(), log, json_output))
+    if build_id is not None:
+        raise typer.BadParameter(f"unexpected {build_id} after the service name (did you mean "
+                                 f"`league build show {build_id}`?)", param_hint="ID")
+    raise typer.Exit(run_build(target, ref, _console(), json_output))
+
+
+@app.command("builds")
+def builds(
+    service: Annotated[str | None, typer.Argument(help="Only this service's builds.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Builds, newest first, with state, test counts per kind and reason."""
+    from ._builds import run_builds
+
+    raise typer.Exit(run_builds(service, _console(), json_output, limit))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `league` command."""
     try:

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..build._archive import prepare_archive
 from ..errors import LeagueError
 from ..hosts import Changes, LocalHost, wait_until, write_file
 from ..proxy import ProxyError, check_argv, worker_pid
@@ -165,6 +166,7 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
         host.put_file(file.path, file.text, file.mode)
         report.written.append(file.path)
 
+    prepare_archive(layout.builds, str(plan.snapshot["ecosystem"]))
     report.programs = host.apply(plan.programs)
     if was_running:
         restarted = set(report.programs.added + report.programs.changed)

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build._paths import BuildPaths
 from ..errors import LeagueError, UsageError
 from ..proxy import HaproxyPaths
 from ..telemetry import AlertmanagerPaths, PrometheusPaths
@@ -49,6 +50,10 @@ class StateLayout:
     def alertmanager(self) -> AlertmanagerPaths:
         base = self.home / "alertmanager"
         return AlertmanagerPaths(config=base / "alertmanager.yml", data_dir=base / "data")
+
+    @property
+    def builds(self) -> BuildPaths:
+        return BuildPaths.under(self.home)
 
 
 def state_home() -> Path:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..build._paths import CACHE_ENV
+from ..build._settings import render_build_settings
 from ..catalog import Catalog
 from ..hosts import Program
 from ..proxy import backend_name, haproxy_argv, render_haproxy_cfg
@@ -82,6 +84,27 @@ def _url(address: str, port: int, path: str = "/") -> str:
     return f"http://{address}:{port}{path}"
 
 
+def builds_url(catalog: Catalog) -> str:
+    return _url(catalog.address_of(catalog.spec.builds.host), catalog.spec.builds.port, "")
+
+
+def builds_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
+    """The build service: a kit app like any other, its data under the state directory."""
+    spec = catalog.spec.builds
+    environment = {"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": "builds", "LEAGUE_INSTANCE": "builds-1"}
+    if layout.builds.cache != layout.builds.root / "cache":
+        environment[CACHE_ENV] = str(layout.builds.cache)
+    return Program(
+        name="builds",
+        argv=(str(tools.python), "-m", "sevenleague.kit.serve", "sevenleague.build.service:app",
+              "--host", catalog.address_of(spec.host), "--port", str(spec.port),
+              "--drain-seconds", "0", "--graceful-seconds", "5",
+              "--service", "builds", "--instance", "builds-1"),
+        environment=environment,
+        stop_timeout=20,
+    )
+
+
 def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
     """The map `league status` reads: what runs where and how to ask it if it is healthy."""
     spec = catalog.spec
@@ -99,6 +122,8 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
             "prometheus": _url(prom, spec.prometheus.port),
             "alertmanager": _url(am, spec.alertmanager.port),
             "haproxy_stats": _url(edge, spec.edge.stats_port, "/stats"),
+            "builds": builds_url(catalog),
+            "apt": builds_url(catalog) + "/apt/",
         },
         "processes": [
             {"name": "haproxy", "port": spec.edge.port, "probe": {"tcp": [edge, spec.edge.port]}},
@@ -106,6 +131,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
              "probe": {"http": _url(prom, spec.prometheus.port, "/-/ready")}},
             {"name": "alertmanager", "port": spec.alertmanager.port,
              "probe": {"http": _url(am, spec.alertmanager.port, "/-/ready")}},
+            {"name": "builds", "port": spec.builds.port, "probe": {"http": builds_url(catalog) + "/readyz"}},
         ],
         "instances": [
             {
@@ -126,6 +152,7 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
         Listen(edge, spec.edge.stats_port, "edge.stats_port"),
         Listen(catalog.address_of(spec.prometheus.host), spec.prometheus.port, "prometheus.port"),
         Listen(catalog.address_of(spec.alertmanager.host), spec.alertmanager.port, "alertmanager.port"),
+        Listen(catalog.address_of(spec.builds.host), spec.builds.port, "builds.port"),
         *(Listen(i.address, i.port, f"services.{i.service}.port ({i.name})") for i in catalog.instances),
     ]
 
@@ -140,6 +167,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
                      render_prometheus_yml(catalog, jobs, layout.prometheus), checker="prometheus"),
         RenderedFile(layout.alertmanager.config, render_alertmanager_yml(catalog),
                      checker="alertmanager"),
+        RenderedFile(layout.builds.settings, render_build_settings(catalog, builds_url(catalog) + "/apt/")),
     ]
     platform = [
         Program("haproxy", haproxy_argv(tools.haproxy, layout.haproxy), stop_timeout=10),
@@ -147,6 +175,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
                 stop_timeout=30),
         Program("alertmanager", alertmanager_argv(tools.alertmanager, catalog, layout.alertmanager),
                 stop_timeout=10),
+        builds_program(catalog, layout, tools),
     ]
     listens = plan_listens(catalog)
     snapshot = render_snapshot(catalog, layout)

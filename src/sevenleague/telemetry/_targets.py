@@ -39,6 +39,7 @@ def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
         platform("prometheus", spec.prometheus.host, spec.prometheus.port),
         platform("alertmanager", spec.alertmanager.host, spec.alertmanager.port),
         platform("haproxy", spec.edge.host, spec.edge.stats_port),
+        platform("builds", spec.builds.host, spec.builds.port),
     ]
     for service in spec.services:
         targets = tuple(

@@ -227,13 +227,26 @@ def run_wrk(url: str, *, seconds: float = 2.0, connections: int = 16, threads: i
     return parse_wrk(done.stdout)
 
 
-def record_figures(name: str, figures: Mapping[str, Any] | WrkResult) -> Path:
-    """Write a test's measured figures as JSON under $LEAGUE_PERF_DIR (default build/perf)."""
+def record_figures(name: str, figures: Mapping[str, Any] | WrkResult, *,
+                   gate: Iterable[str] = ()) -> Path:
+    """Write a test's measured figures as JSON under $LEAGUE_PERF_DIR (default build/perf).
+
+    `gate` names the figures a build compares with the last passed build of the service
+    (see docs/builds.md): only figures stable enough to judge a change by belong there;
+    the rest are reported, never gating.
+    """
+    data = asdict(figures) if isinstance(figures, WrkResult) else dict(figures)
+    gated = list(gate)
+    unknown = [key for key in gated if not isinstance(data.get(key), int | float)]
+    if unknown:
+        raise ValueError(f"gate names figures that are not numbers in {name!r}: {unknown}")
     directory = Path(os.environ.get(PERF_DIR_ENV, "build/perf"))
     directory.mkdir(parents=True, exist_ok=True)
-    data = asdict(figures) if isinstance(figures, WrkResult) else dict(figures)
     path = directory / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "recorded_at": time.time(), **data}, indent=2) + "\n")
+    record = {"name": name, "recorded_at": time.time(), **data}
+    if gated:
+        record["gate"] = gated
+    path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
 

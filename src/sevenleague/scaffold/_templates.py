@@ -1,0 +1,293 @@
+"""The texts of a new service, with __NAME__, __MODULE__ and __VERSION__ to fill in.
+
+Plain text with placeholders rather than a template language: the files stay readable
+as the code they become (braces and all), and filling them in cannot fail. This code is
+the example users copy, so it is held to more than the rest: ruff-clean under the
+project's rules, fully typed, and it must pass its own three kinds of tests as rendered.
+"""
+
+from __future__ import annotations
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=68", "wheel"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "__NAME__"
+version = "__VERSION__"
+description = "__NAME__: a service in the sevenleague eco-system."
+readme = "README.md"
+requires-python = ">=3.11"
+dependencies = ["sevenleague", "starlette>=0.37"]
+
+[project.optional-dependencies]
+dev = ["pytest>=8", "httpx>=0.27"]
+
+[tool.setuptools.packages.find]
+where = ["src"]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+pythonpath = ["src"]
+addopts = "--import-mode=importlib"
+"""
+
+INIT = '''\
+"""__NAME__: a service in the sevenleague eco-system."""
+
+__version__ = "__VERSION__"
+'''
+
+APP = '''\
+"""Answers "/". Probes, metrics, logs and request ids come from the kit around it."""
+
+from sevenleague import kit
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from . import __version__
+
+
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("Hello from __NAME__!\\n")
+
+
+routes = [Route("/", hello)]
+app = kit.instrument(Starlette(routes=routes), service="__NAME__", version=__version__)
+'''
+
+TEST_UNIT = '''\
+"""__NAME__ in-process: its answer, and what the kit adds around it."""
+
+import asyncio
+import tomllib
+from pathlib import Path
+
+import httpx
+
+from __MODULE__ import __version__
+from __MODULE__.app import app
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def get(path: str) -> httpx.Response:
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://__NAME__") as client:
+            return await client.get(path)
+
+    return asyncio.run(fetch())
+
+
+def test_root_says_hello() -> None:
+    response = get("/")
+    assert response.status_code == 200
+    assert response.text == "Hello from __NAME__!\\n"
+
+
+def test_every_response_names_the_service_and_a_request_id() -> None:
+    response = get("/")
+    assert response.headers["x-served-by"].startswith("__NAME__/")
+    assert response.headers["x-request-id"]
+
+
+def test_probes_and_metrics_come_with_the_kit() -> None:
+    assert get("/healthz").status_code == 200
+    assert get("/readyz").text == "ready\\n"
+    build_info = [line for line in get("/metrics").text.splitlines()
+                  if line.startswith("service_build_info{")]
+    assert len(build_info) == 1
+    assert 'service="__NAME__"' in build_info[0]
+    assert f'version="{__version__}"' in build_info[0]
+
+
+def test_the_version_reported_is_the_one_packaged() -> None:
+    with PYPROJECT.open("rb") as file:
+        assert tomllib.load(file)["project"]["version"] == __version__
+'''
+
+TEST_INTEGRATION = '''\
+"""__NAME__ as a real server process, the way the eco-system runs each instance."""
+
+from pathlib import Path
+
+from sevenleague.testing import http_request, serve_app
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_a_running_server_answers_and_counts_its_requests(tmp_path: Path) -> None:
+    with serve_app("__MODULE__.app:app", tmp_path, pythonpath=[SRC]) as server:
+        answers = [http_request(server.url + "/") for _ in range(3)]
+        metrics = http_request(server.url + "/metrics").body.decode()
+    assert [answer.body for answer in answers] == [b"Hello from __NAME__!\\n"] * 3
+    assert 'http_requests_total{method="GET",route="/",status_class="2xx"} 3.0' in metrics
+
+
+def test_every_request_is_one_json_log_line_with_its_request_id(tmp_path: Path) -> None:
+    with serve_app("__MODULE__.app:app", tmp_path, pythonpath=[SRC]) as server:
+        http_request(server.url + "/", headers={"X-Request-ID": "first"})
+        http_request(server.url + "/", headers={"X-Request-ID": "second"})
+        server.stop()
+        requests = [record for record in server.log_records() if record.get("msg") == "request"]
+    assert [(r["service"], r["request_id"]) for r in requests] == [
+        ("__NAME__", "first"), ("__NAME__", "second")]
+'''
+
+TEST_PERFORMANCE = '''\
+"""__NAME__'s throughput in-process: the figure each build compares with the last passed one.
+
+The app is called directly, with no server and no sockets, so the figure moves with the
+app's own code and not with the network stack or with neighbours on a shared machine
+(wall-clock load tests there swing by a quarter from run to run, more than the
+regressions the comparison is meant to catch). Noise only ever adds time, so the best
+of several rounds is the figure. A round also ends at a deadline, so a slow change
+fails the comparison within seconds instead of running for minutes.
+"""
+
+import asyncio
+import time
+from collections.abc import MutableMapping
+from statistics import median
+from typing import Any
+
+from sevenleague.testing import record_figures
+
+from __MODULE__.app import app
+
+ROUNDS = 5
+REQUESTS_PER_ROUND = 4000
+ROUND_SECONDS = 1.0
+FLOOR_REQUESTS_PER_SECOND = 50.0
+
+SCOPE: dict[str, Any] = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+    "scheme": "http", "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "",
+    "headers": [(b"host", b"__NAME__")], "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8000),
+}
+
+
+async def receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def one_round(statuses: list[int]) -> float:
+    """Requests per second over one round of requests sent one after another."""
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    answered = 0
+    start = time.perf_counter()
+    deadline = start + ROUND_SECONDS
+    while answered < REQUESTS_PER_ROUND and time.perf_counter() < deadline:
+        await app(dict(SCOPE), receive, send)  # a fresh scope each time: the app writes into it
+        answered += 1
+    return answered / (time.perf_counter() - start)
+
+
+async def all_rounds(statuses: list[int]) -> list[float]:
+    return [await one_round(statuses) for _ in range(ROUNDS)]
+
+
+def test_throughput_in_process() -> None:
+    statuses: list[int] = []
+    rates = asyncio.run(all_rounds(statuses))
+    best = max(rates)
+    record_figures("__NAME__-in-process", {
+        "requests_per_second": round(best, 1),
+        "median_requests_per_second": round(median(rates), 1),
+        "rounds": ROUNDS,
+        "requests": len(statuses),
+    }, gate=("requests_per_second",))
+    print(f"\\n__NAME__ in-process: best {best:.0f} req/s, rounds {[round(r) for r in rates]}")
+    assert set(statuses) == {200}
+    assert best > FLOOR_REQUESTS_PER_SECOND
+'''
+
+README = """\
+# __NAME__
+
+A service in the sevenleague eco-system: a Starlette app wrapped by `sevenleague.kit`,
+which gives it health and readiness probes, Prometheus metrics, JSON logs and request
+ids. It answers `GET /` with a greeting; make it do what it is for.
+
+    python -m pytest tests/unit tests/integration tests/performance
+    python -m sevenleague.kit.serve __MODULE__.app:app --port 8100   # with src/ on PYTHONPATH
+
+Pushing to the eco-system's git server builds it: tests, wheel, .deb and docs.
+[docs/index.md](docs/index.md) says more.
+"""
+
+DOCS_INDEX = """\
+# __NAME__
+
+## What it does
+
+`__NAME__` answers `GET /` with a greeting. Replace this paragraph with what it is for:
+who calls it, what it answers, what it depends on.
+
+Around the app, `sevenleague.kit` adds what every service in the eco-system has:
+
+| path | what |
+| --- | --- |
+| `/healthz` | the process is alive |
+| `/readyz` | ready for traffic; 503 while starting and while draining after SIGTERM |
+| `/metrics` | Prometheus metrics: `http_requests_total`, `http_request_duration_seconds`, `service_build_info` |
+
+Every response carries `X-Request-ID` (the caller's, or a new one) and `X-Served-By`,
+and every request is one JSON line on stdout.
+
+## Run it
+
+    PYTHONPATH=src python -m sevenleague.kit.serve __MODULE__.app:app --port 8100
+    curl -i http://127.0.0.1:8100/
+
+SIGTERM drains: `/readyz` turns 503 at once, requests are still answered for
+`--drain-seconds`, then the server stops.
+
+## Test it
+
+Three kinds, each runnable on its own (the build runs them that way):
+
+    python -m pytest tests/unit          # in-process, through httpx
+    python -m pytest tests/integration   # a real server process on a free port
+    python -m pytest tests/performance   # throughput in-process, recorded in build/perf/
+
+The performance test records `requests_per_second` as a gated figure: a build fails
+when it drops by more than 15% from the last passed build. It is measured in-process,
+best of several rounds, because that figure is steady on a shared machine; a load test
+through a real server is a fine addition, but record its figures without `gate`.
+
+## Build and ship it
+
+    python -m pip wheel --no-deps -w dist .
+
+Pushing to the eco-system's git server runs the same pipeline as for every service:
+the three kinds of tests, the performance comparison, the wheel, the .deb and these
+docs. Add the service to `ecosystem.toml` (`league new service` printed the entry) to
+run its instances behind the edge.
+
+## Layout
+
+    src/__MODULE__/app.py    the app
+    tests/unit/              in-process tests
+    tests/integration/       tests against a real server process
+    tests/performance/       the gated throughput figure
+    docs/                    this page
+"""
+
+GITIGNORE = """\
+__pycache__/
+*.egg-info/
+.pytest_cache/
+.venv/
+build/
+dist/
+"""
