@@ -24,8 +24,8 @@ from . import free_port_offset
 def catalog_ports(catalog_path: Path) -> list[int]:
     catalog = load_catalog(catalog_path)
     spec = catalog.spec
-    return [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port] + [
-        i.port for i in catalog.instances]
+    return [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port,
+            spec.builds.port] + [i.port for i in catalog.instances]
 
 
 @dataclass
