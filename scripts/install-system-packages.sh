@@ -8,8 +8,9 @@ set -eu
 
 PYTHON="${PYTHON:-python3}"   # the Python that will create .venv
 # git, gnupg, apt-utils, python3-venv: the build service (repositories, signing, apt index, build venvs);
-# lintian and systemd (systemd-analyze): the checks the tests run on the packages it builds.
-PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager wrk git gnupg apt-utils python3-venv lintian systemd}"
+# lintian, systemd (systemd-analyze) and systemd-container (nspawn): the checks the tests run on
+# the packages it builds.
+PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager wrk git gnupg apt-utils python3-venv lintian systemd systemd-container}"
 
 missing=""
 for package in $PACKAGES; do

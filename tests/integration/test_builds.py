@@ -23,7 +23,7 @@ import pytest
 
 from sevenleague.build._runner import build_mark, build_processes
 from sevenleague.build.client import BuildClient
-from sevenleague.testing import http_request
+from sevenleague.testing import free_port, http_request, wait_for_http
 from sevenleague.testing.ecosystem import RunningEcosystem, start_ecosystem
 
 from ..conftest import ROOT
@@ -67,11 +67,11 @@ def wait_for_build(eco: RunningEcosystem, build_id: int, timeout: float = 600) -
     raise AssertionError(f"build {build_id} still {build['state']} after {timeout} s")
 
 
-def push(workdir: Path, message: str) -> int:
+def push(workdir: Path, message: str, branch: str = "main") -> int:
     """Commit everything and push; the hook's answer names the queued build."""
     git("add", "-A", cwd=workdir)
     git("commit", "-q", "--allow-empty", "-m", message, cwd=workdir)
-    said = git("push", "-q", "league", "HEAD:main", cwd=workdir)
+    said = git("push", "-q", "league", f"HEAD:{branch}", cwd=workdir)
     match = re.search(r"build (\d+) of " + SERVICE, said)
     assert match, f"the push queued no build: {said}"
     return int(match.group(1))
@@ -148,7 +148,7 @@ BAD_PUSHES = {
                 "async def hello(request: Request) -> PlainTextResponse:\n",
                 "async def hello(request: Request) -> PlainTextResponse:\n    import time\n\n"
                 "    time.sleep(0.002)\n")),
-        "performance regressed: league-demo-in-process.requests_per_second",
+        "performance regressed: league-demo-in-process.relative_requests_per_second",
     ),
 }
 
@@ -158,12 +158,13 @@ def test_a_bad_push_fails_with_its_reason_and_publishes_nothing(
         eco: RunningEcosystem, workdir: Path, green_build: dict[str, Any], case: str):
     before = published(eco)
     change, reason = BAD_PUSHES[case]
+    branch = "break-" + case.replace(" ", "-")
+    git("checkout", "-q", "-b", branch, "main", cwd=workdir)
     change(workdir)
     try:
-        build = wait_for_build(eco, push(workdir, f"Break it: {case}"))
+        build = wait_for_build(eco, push(workdir, f"Break it: {case}", branch))
     finally:
-        git("reset", "-q", "--hard", "HEAD~1", cwd=workdir)
-        git("push", "-q", "--force", "league", "HEAD:main", cwd=workdir)
+        git("checkout", "-q", "-f", "main", cwd=workdir)
     assert build["state"] == "failed"
     assert reason in build["reason"], build["reason"]
     assert "published" not in build and "publish" not in [s["name"] for s in build["steps"]]
@@ -201,3 +202,64 @@ def test_killing_the_build_service_mid_build_leaves_nothing_running(eco: Running
     assert not [b for b in api(eco).list() if b["state"] == "running"]
     left = build_processes(build_mark(eco.home / "build" / "builds.sqlite3", build_id))
     assert left == [], f"processes of the interrupted build are still alive: {left}"
+
+
+def apt_options(tmp: Path, eco: RunningEcosystem) -> list[str]:
+    """apt with only the eco-system's repository, its key given by signed-by and nothing else."""
+    keyring = eco.home / "apt" / "league-archive-keyring.gpg"
+    sources = tmp / "sources.list"
+    sources.write_text(f"deb [signed-by={keyring}] {eco.endpoints['apt']} stable main\n")
+    for folder in ("lists/partial", "archives/partial"):
+        (tmp / folder).mkdir(parents=True, exist_ok=True)
+    return ["-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=-",
+            "-o", f"Dir::State::Lists={tmp / 'lists'}", "-o", f"Dir::Cache::Archives={tmp / 'archives'}",
+            "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=", "-o", "APT::Sandbox::User=root"]
+
+
+def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    assert not check or done.returncode == 0, f"{argv}: {done.stdout}\n{done.stderr}"
+    return done
+
+
+def package_paths() -> set[Path]:
+    """Every path a package named SERVICE could leave in the places Debian packages write."""
+    roots = [Path("/usr/lib"), Path("/etc"), Path("/etc/default"), Path("/var/lib"), Path("/usr/share/doc"),
+             Path("/lib/systemd/system"), Path("/usr/share/lintian/overrides"), Path("/etc/systemd/system")]
+    return {p for root in roots if root.is_dir() for p in root.glob(f"*{SERVICE}*")}
+
+
+def test_the_published_package_installs_with_apt_runs_and_purges_clean(
+        eco: RunningEcosystem, green_build: dict[str, Any], tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.skip("installing a package needs root")
+    version = green_build["published"]["version"]
+    options = apt_options(tmp_path, eco)
+    before = package_paths()
+    updated = run("apt-get", *options, "update")
+    assert "NO_PUBKEY" not in updated.stderr and "not signed" not in updated.stderr, updated.stderr
+    try:
+        run("apt-get", *options, "install", "-y", "--no-install-recommends", f"{SERVICE}={version}")
+        verified = run("systemd-analyze", "verify", f"{SERVICE}@8123.service", check=False)
+        assert verified.returncode == 0, verified.stderr
+        python = Path(f"/usr/lib/{SERVICE}/venv/bin/python")
+        assert python.exists()
+        port = free_port()
+        log = (tmp_path / "serve.log").open("wb")
+        server = subprocess.Popen(
+            ["setpriv", f"--reuid={SERVICE}", f"--regid={SERVICE}", "--init-groups", str(python), "-m",
+             "sevenleague.kit.serve", f"{SERVICE.replace('-', '_')}.app:app", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd="/")
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+            assert http_request(f"http://127.0.0.1:{port}/healthz").status == 200
+            assert http_request(f"http://127.0.0.1:{port}/").body == f"Hello from {SERVICE}!\n".encode()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        run("apt-get", *options, "purge", "-y", SERVICE, check=False)
+    assert run("dpkg-query", "-W", SERVICE, check=False).returncode != 0
+    assert package_paths() == before, "purge left files behind"
+    run("userdel", SERVICE, check=False)  # Debian keeps system users on purge; the test machine need not

@@ -11,6 +11,7 @@ from ._apt_repo import AptRepository
 from ._gpg import SigningKey, ensure_signing_key
 from ._paths import BuildPaths
 
+
 def open_archive(paths: BuildPaths, ecosystem: str) -> AptRepository:
     key: SigningKey = ensure_signing_key(paths.gnupg, ecosystem)
     return AptRepository(paths.apt, key)

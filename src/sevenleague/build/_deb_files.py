@@ -45,11 +45,11 @@ _DEPENDENCY = re.compile(r"[a-z0-9][a-z0-9+.-]+( \((<<|<=|=|>=|>>) [A-Za-z0-9.+~
 SYNOPSIS_MAX = 80
 LINE_MAX = 79
 DEP5_FORMAT = "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
-READY_MARKER = ".ready"  # written last into a venv, holding the Python X.Y it was built for
 STOP_MARGIN_SECONDS = 10
 
 MODE_FILE = 0o644
 MODE_SCRIPT = 0o755
+MODE_SETTINGS = 0o600  # systemd reads EnvironmentFile= as root; app settings may hold secrets
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ class DebSpec:
     """Everything the package's files are rendered from; invalid values are a UsageError.
 
     `depends` holds what the wheels need from the system (the python3 range, libc6), as
-    `wheel_depends` in `_deb_package` derives it; python3-venv and adduser are always
-    added (deb-systemd-invoke's init-system-helpers is essential). `licenses` pairs a
-    bundled wheel's file name with the license its metadata declares, for the copyright
-    file.
+    `wheel_depends` in `_deb_package` derives it; python3-venv, python3-pip-whl and
+    adduser, which the maintainer scripts call, are always added (deb-systemd-invoke's
+    init-system-helpers is essential). `licenses` pairs a bundled wheel's file name with
+    the license its metadata declares, for the copyright file.
     """
 
     package: str
@@ -312,7 +312,7 @@ def package_depends(spec: DebSpec) -> tuple[str, ...]:
     depends = list(spec.depends)
     if not any(dep.split(" ")[0] == "python3" for dep in depends):
         depends.insert(0, "python3")
-    return (*depends, "python3-venv", "adduser")
+    return (*depends, "python3-venv", "python3-pip-whl", "adduser")
 
 
 def default_description(spec: DebSpec) -> str:
@@ -390,11 +390,18 @@ ensure_user() {
 }
 
 # Built where it will run, so every path pip and venv record is already the final one.
+# pip runs from Debian's own wheel of it and stays out of the venv: the venv holds the app
+# and what it imports, nothing that could install more.
 build_venv() {
+    set -- /usr/share/python-wheels/pip-*.whl
+    if [ ! -f "$1" ]; then
+        echo "$PACKAGE: no pip wheel in /usr/share/python-wheels (python3-pip-whl)" >&2
+        exit 1
+    fi
     rm -rf "$VENV"
     mkdir -p "$BASE/venvs"
-    /usr/bin/python3 -I -m venv "$VENV"
-    "$VENV/bin/python" -I -m pip install --isolated --no-index --find-links "$BASE/wheels" \\
+    /usr/bin/python3 -I -m venv --without-pip "$VENV"
+    "$VENV/bin/python" -I "$1/pip" install --isolated --no-index --find-links "$BASE/wheels" \\
         --only-binary :all: --no-cache-dir --disable-pip-version-check \\
         --no-warn-script-location --quiet "$BASE/wheels/$APP_WHEEL"
     python_minor >"$VENV/.ready"
@@ -635,7 +642,8 @@ def render_default(spec: DebSpec) -> str:
         f"# Settings of every instance of {spec.package} ({spec.package}@PORT.service).\n"
         f"# Read by systemd as an EnvironmentFile; apply with\n"
         f"#   systemctl restart '{spec.package}@*.service'\n"
-        "# Every other NAME=value line here reaches the app as an environment variable.\n"
+        "# Every other NAME=value line here reaches the app as an environment variable;\n"
+        "# only root can read this file, so it may hold the app's secrets.\n"
         "\n"
         "# Address to listen on: 0.0.0.0 or :: to accept connections from other hosts.\n"
         f"LISTEN={defaults['LISTEN']}\n"
@@ -715,7 +723,11 @@ LINTIAN_OVERRIDES = (
 
 
 def render_lintian_overrides(spec: DebSpec) -> str:
-    return "".join(f"# {reason}\n{spec.package}: {tag}\n" for tag, reason in LINTIAN_OVERRIDES)
+    settings = (f"non-standard-file-perm 0600 != 0644 [{spec.default_path.lstrip('/')}]",
+                "Every line of this EnvironmentFile reaches the app, secrets included, and only\n"
+                "# systemd (as root) reads it.")
+    return "".join(f"# {reason}\n{spec.package}: {tag}\n"
+                   for tag, reason in (*LINTIAN_OVERRIDES, settings))
 
 
 # --- the whole tree -------------------------------------------------------------------------
@@ -732,7 +744,7 @@ def render_tree(spec: DebSpec) -> tuple[DebFile, ...]:
         DebFile("DEBIAN/prerm", render_prerm(spec).encode(), MODE_SCRIPT),
         DebFile("DEBIAN/postrm", render_postrm(spec).encode(), MODE_SCRIPT),
         DebFile(spec.unit_path.lstrip("/"), render_unit(spec).encode()),
-        DebFile(spec.default_path.lstrip("/"), render_default(spec).encode()),
+        DebFile(spec.default_path.lstrip("/"), render_default(spec).encode(), MODE_SETTINGS),
         DebFile(f"{doc}/copyright", render_copyright(spec).encode()),
         DebFile(f"{doc}/{spec.changelog_name}", changelog_gz(spec)),
         DebFile(f"usr/share/lintian/overrides/{spec.package}", render_lintian_overrides(spec).encode()),

@@ -40,7 +40,6 @@ _LEGACY_MANYLINUX_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "many
 _PLATFORM = re.compile(r"(?:manylinux_(\d+)_(\d+)|(manylinux1|manylinux2010|manylinux2014)|linux)_(\w+)")
 _PYTHON_TAG = re.compile(r"(py|cp)(\d)(\d*)")
 _REQUIRES_AT_LEAST = re.compile(r">=\s*(\d+)\.(\d+)")
-VENV_TOOLING_KIB = 25 * 1024  # pip and setuptools with their .pyc files, as Debian 12's venv installs
 
 Version = tuple[int, int]
 
@@ -224,9 +223,8 @@ def read_wheel_metadata(path: Path) -> WheelMetadata:
 
 def installed_size_kib(files: Iterable[Path], wheels: Iterable[Path]) -> int:
     """What dpkg unpacks plus an estimate of the venv postinst builds, so apt's free-space check
-    means something: every file pip unpacks, a .pyc about the size of each .py, and pip and
-    setuptools, which `python3 -m venv` installs (measured for hello: 95 MB, estimated 94)."""
-    total = sum(-(-path.stat().st_size // 1024) for path in files) + VENV_TOOLING_KIB
+    means something: every file pip unpacks and a .pyc about the size of each .py."""
+    total = sum(-(-path.stat().st_size // 1024) for path in files)
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             total += sum(-(-info.file_size // 1024) * (2 if info.filename.endswith(".py") else 1)

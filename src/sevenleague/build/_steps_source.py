@@ -71,7 +71,8 @@ def step_wheel(ctx: BuildContext) -> str:
     ctx.app_wheel = wheels[-1]
     install = ctx.run([str(ctx.shared_env / "bin" / "python"), "-m", "pip", "--python",
                        str(ctx.venv / "bin" / "python"), "install", "--quiet", "--no-deps", "--no-index",
-                       str(ctx.app_wheel), *(str(w) for w in ctx.local_wheels)], env=ctx.cache.pip_environment())
+                       str(ctx.app_wheel), *(str(w) for w in ctx.local_wheels)],
+                      env=ctx.cache.pip_environment())
     if install != 0:
         raise StepFailed(f"installing {ctx.app_wheel.name} into the test environment failed")
     return ctx.app_wheel.name

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from ..errors import LeagueError
 from ._context import DEFAULT_CATALOG, Options
+from ._new import new
 
 app = typer.Typer(
     name="league",
@@ -82,6 +83,8 @@ def validate(
 
     raise typer.Exit(run_validate(file or ctx.obj.catalog, _console()))
 
+
+app.add_typer(new, name="new")
 
 repo_app = typer.Typer(help="The eco-system's git repositories: a push builds.", no_args_is_help=True)
 app.add_typer(repo_app, name="repo")

@@ -1,5 +1,5 @@
-"""A service's name, checked once, because it becomes a directory, a Python package, a
-catalog key, a metrics label and a Debian package name.
+"""Service names, checked before anything is written: a name becomes a directory, a
+Python package, a catalog key, a metrics label and a Debian package name at once.
 
 The rule is the catalog's own (lowercase letters, digits and '-', a letter first, no '-'
 last, at most 32 characters): a name the catalog would refuse could be scaffolded but

@@ -79,13 +79,14 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 SERVICE = "__NAME__"
 
 
-def get(path: str) -> httpx.Response:
-    async def fetch() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.get(path)
+async def fetch(path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get(path)
 
-    return asyncio.run(fetch())
+
+def get(path: str) -> httpx.Response:
+    return asyncio.run(fetch(path))
 
 
 def test_root_says_hello() -> None:
@@ -152,21 +153,26 @@ TEST_PERFORMANCE = '''\
 """Throughput in-process: the figure each build compares with the last passed build.
 
 The app is called directly, with no server and no sockets, so the figure follows the
-app's own code and not the network stack. On a shared machine the noise comes in bursts
-of a second or two in which everything runs up to twice as slow; many short rounds
-spread over a few seconds almost always include quiet ones, and noise only ever adds
-time, so the best round is the figure. A round ends early when the app is slow, so a
-slow change fails the comparison within seconds instead of running for minutes.
+app's own code rather than the network stack. The machine still varies: on a shared
+one, neighbours can halve its speed for tens of seconds, in CPU time as much as in wall
+time. So each round of the app is followed by a round of a bare Starlette app, the
+yardstick, which sees the same machine at the same moment, and the gated figure is the
+median over all rounds of the app's throughput relative to the yardstick's. A round
+ends early when the app is slow, so a slow change fails within seconds.
 """
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import MutableMapping
 from statistics import median
 from typing import Any
 
 from sevenleague.testing import record_figures
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message
 
 from __MODULE__.app import app
 
@@ -193,14 +199,21 @@ SCOPE: dict[str, Any] = {
 }
 
 
-async def receive() -> dict[str, Any]:
+async def plain_text(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("yardstick\\n")
+
+
+YARDSTICK = Starlette(routes=[Route("/", plain_text)])
+
+
+async def receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def one_round(statuses: Counter[int]) -> float:
+async def one_round(asgi_app: ASGIApp, statuses: Counter[int]) -> float:
     """Requests per second over one round of requests sent one after another."""
 
-    async def send(message: MutableMapping[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses[message["status"]] += 1
 
@@ -208,34 +221,38 @@ async def one_round(statuses: Counter[int]) -> float:
     start = time.perf_counter()
     deadline = start + ROUND_SECONDS
     while answered < ROUND_REQUESTS and time.perf_counter() < deadline:
-        await app(dict(SCOPE), receive, send)
+        await asgi_app(dict(SCOPE), receive, send)
         answered += 1
     return answered / (time.perf_counter() - start)
 
 
-async def measure(statuses: Counter[int]) -> list[float]:
+async def measure(statuses: Counter[int]) -> tuple[list[float], list[float]]:
+    """Rounds of the app, each followed by a round of the yardstick: their rates."""
     rates: list[float] = []
+    yardstick_rates: list[float] = []
     end = time.perf_counter() + MEASURE_SECONDS
     while time.perf_counter() < end:
-        rates.append(await one_round(statuses))
-    return rates
+        rates.append(await one_round(app, statuses))
+        yardstick_rates.append(await one_round(YARDSTICK, Counter()))
+    return rates, yardstick_rates
 
 
-def test_throughput_in_process() -> None:
+def test_every_request_succeeds_and_the_throughput_is_recorded() -> None:
     statuses: Counter[int] = Counter()
-    rates = asyncio.run(measure(statuses))
-    best = max(rates)
+    rates, yardstick_rates = asyncio.run(measure(statuses))
+    relative = median(a / y for a, y in zip(rates, yardstick_rates, strict=True))
     figures = {
-        "requests_per_second": round(best, 1),
-        "median_requests_per_second": round(median(rates), 1),
+        "relative_requests_per_second": round(relative, 4),
+        "requests_per_second": round(max(rates), 1),
+        "yardstick_requests_per_second": round(max(yardstick_rates), 1),
         "rounds": len(rates),
         "requests": statuses.total(),
     }
     name = "__NAME__-in-process"
-    record_figures(name, figures, gate=("requests_per_second",))
+    record_figures(name, figures, gate=("relative_requests_per_second",))
     print(f"\\n{name}: {figures}")
     assert set(statuses) == {200}
-    assert best > FLOOR_REQUESTS_PER_SECOND
+    assert max(rates) > FLOOR_REQUESTS_PER_SECOND
 '''
 
 README = """\
@@ -246,7 +263,7 @@ which gives it health and readiness probes, Prometheus metrics, JSON logs and re
 ids. It answers `GET /` with a greeting; make it do what it is for.
 
     python -m pytest tests/unit tests/integration tests/performance
-    python -m sevenleague.kit.serve __MODULE__.app:app --port 8100   # with src/ on PYTHONPATH
+    PYTHONPATH=src python -m sevenleague.kit.serve __MODULE__.app:app --port 8100
 
 Pushing to the eco-system's git server builds it: tests, wheel, .deb and docs.
 [docs/index.md](docs/index.md) says more.
@@ -262,16 +279,18 @@ who calls it, what it answers, what it depends on.
 
 Around the app, `sevenleague.kit` adds what every service in the eco-system has:
 
-| path | what |
-| --- | --- |
-| `/healthz` | the process is alive |
-| `/readyz` | ready for traffic; 503 while starting and while draining after SIGTERM |
-| `/metrics` | Prometheus metrics: `http_requests_total`, `http_request_duration_seconds`, `service_build_info` |
+- `/healthz`: the process is alive;
+- `/readyz`: ready for traffic (503 while starting, and while draining after SIGTERM);
+- `/metrics`: Prometheus metrics, among them `http_requests_total`,
+  `http_request_duration_seconds` and `service_build_info`.
 
 Every response carries `X-Request-ID` (the caller's, or a new one) and `X-Served-By`,
 and every request is one JSON line on stdout.
 
 ## Run it
+
+It needs Python 3.11 or newer and an environment where `sevenleague` is installed
+(league's own `.venv`, for one); `pip install -e '.[dev]'` adds what the tests use.
 
     PYTHONPATH=src python -m sevenleague.kit.serve __MODULE__.app:app --port 8100
     curl -i http://127.0.0.1:8100/
@@ -281,16 +300,20 @@ SIGTERM drains: `/readyz` turns 503 at once, requests are still answered for
 
 ## Test it
 
-Three kinds, each runnable on its own (the build runs them that way):
+Three kinds, each runnable on its own (the build runs them that way), from this
+directory; pytest finds the code in `src/` by itself:
 
     python -m pytest tests/unit          # in-process, through httpx
     python -m pytest tests/integration   # a real server process on a free port
     python -m pytest tests/performance   # throughput in-process, recorded in build/perf/
 
-The performance test records `requests_per_second` as a gated figure: a build fails
-when it drops by more than 15% from the last passed build. It is measured in-process,
-best of several rounds, because that figure is steady on a shared machine; a load test
-through a real server is a fine addition, but record its figures without `gate`.
+The performance test gates one figure, `relative_requests_per_second`: the build fails
+when it drops by more than 15% from the last passed build. Wall-clock throughput is no
+good for that on a shared machine, where neighbours can halve the CPU's speed for tens
+of seconds; so the app is measured in turns with a bare Starlette app on the same
+machine at the same moments, and the figure is the app's throughput relative to that
+yardstick's. `requests_per_second` is recorded too, for reading, not for gating. A load
+test through a real server is a fine addition; record its figures without `gate`.
 
 ## Build and ship it
 
@@ -298,16 +321,22 @@ through a real server is a fine addition, but record its figures without `gate`.
 
 Pushing to the eco-system's git server runs the same pipeline as for every service:
 the three kinds of tests, the performance comparison, the wheel, the .deb and these
-docs. Add the service to `ecosystem.toml` (`league new service` printed the entry) to
-run its instances behind the edge.
+docs.
+
+## Behind the edge
+
+`league new service` printed the `[services.__NAME__]` entry for `ecosystem.toml`, with
+`route = "/__NAME__"`. The edge passes the path on unchanged, so a request for
+`/__NAME__/x` reaches the app as `/__NAME__/x`: give the app's routes that prefix, or
+take `route = "/"` when no other service has it.
 
 ## Layout
 
-    src/__MODULE__/app.py    the app
-    tests/unit/              in-process tests
-    tests/integration/       tests against a real server process
-    tests/performance/       the gated throughput figure
-    docs/                    this page
+- `src/__MODULE__/app.py`: the app;
+- `tests/unit/`: in-process tests;
+- `tests/integration/`: tests against a real server process;
+- `tests/performance/`: the gated throughput figure;
+- `docs/`: this page.
 """
 
 GITIGNORE = """\
