@@ -41,6 +41,7 @@ bench: deps
 	cd benchmarks && ../$(BIN)/python bench_hello.py
 	cd benchmarks && ../$(BIN)/python bench_kit_instructions.py
 	cd benchmarks && ../$(BIN)/python bench_cli.py
+	cd benchmarks && ../$(BIN)/python bench_build.py
 
 deps: system-packages $(INSTALLED)
 	@$(BIN)/python -m compileall -q src apps/hello/src >/dev/null

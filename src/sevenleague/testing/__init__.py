@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._in_process import InProcessThroughput as InProcessThroughput
+from ._in_process import throughput_in_process as throughput_in_process
+
 PERF_DIR_ENV = "LEAGUE_PERF_DIR"
 
 
