@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ._deb_files import ARCHITECTURE, PACKAGE_NAME
 from ._gpg import (
     ARMORED_KEYRING_NAME,
     KEYRING_NAME,
@@ -65,9 +66,7 @@ TOOL_TIMEOUT = 300.0
 PUBLIC_TOP_LEVEL = frozenset({"dists", "pool", KEYRING_NAME, ARMORED_KEYRING_NAME})
 IMMUTABLE = "public, max-age=31536000, immutable"
 
-_PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][0-9A-Za-z.+~-]*$")
-_ARCHITECTURE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_VERSION = re.compile(r"(?:[0-9]+:)?[0-9A-Za-z][0-9A-Za-z.+~-]*")
 _ARCHIVE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CONF_VALUE = re.compile(r'^[^"\n\\]*$')
 _GENERATION = re.compile(rf"^{re.escape(GENERATION_PREFIX)}([0-9]+)$")
@@ -203,10 +202,10 @@ def control_from_fields(fields: dict[str, str], origin: str) -> DebControl:
     version = fields.get("Version", "")
     architecture = fields.get("Architecture", "")
     source = (fields.get("Source") or name).split(" ", 1)[0]
-    for field, value, pattern in (("Package", name, _PACKAGE_NAME), ("Version", version, _VERSION),
-                                  ("Architecture", architecture, _ARCHITECTURE),
-                                  ("Source", source, _PACKAGE_NAME)):
-        if not pattern.match(value):
+    for field, value, pattern in (("Package", name, PACKAGE_NAME), ("Version", version, _VERSION),
+                                  ("Architecture", architecture, ARCHITECTURE),
+                                  ("Source", source, PACKAGE_NAME)):
+        if not pattern.fullmatch(value):
             raise UsageError(f"{origin}: {field} {value!r} is not a valid Debian {field.lower()}",
                              hint="fix debian/control (see Debian Policy 5.6) and build the package again")
     return DebControl(name=name, version=version, architecture=architecture, source=source)
@@ -459,7 +458,7 @@ class AptRepository:
                 raise UsageError(f"apt repository {what} {value!r} is not a single word",
                                  hint="use letters, digits, '.', '_' or '-', e.g. `stable`")
         for architecture in architectures:
-            if not _ARCHITECTURE.match(architecture):
+            if not ARCHITECTURE.fullmatch(architecture) or architecture == "all":
                 raise UsageError(f"apt architecture {architecture!r} is not a Debian architecture name",
                                  hint="use dpkg's names, e.g. amd64 or arm64")
         self.root = root.absolute()

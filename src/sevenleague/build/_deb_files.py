@@ -29,7 +29,7 @@ from ..errors import UsageError
 
 # --- names, formats and paths ---------------------------------------------------------------
 
-_PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")  # Debian policy 5.6.1; match with fullmatch
 _EPOCH = re.compile(r"[0-9]+")
 _UPSTREAM = re.compile(r"[0-9][A-Za-z0-9.+~-]*")
 _REVISION = re.compile(r"[A-Za-z0-9+.~]+")
@@ -37,7 +37,7 @@ _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _APP = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*")
 _SYSTEM_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _MAINTAINER = re.compile(r"[^<>,\n]+ <[^<>@\s]+@[^<>\s]+>")
-_ARCHITECTURE = re.compile(r"all|[a-z0-9][a-z0-9-]*")
+ARCHITECTURE = re.compile(r"all|[a-z0-9][a-z0-9-]*")
 _WHEEL_FILE = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:+@/\[\]-]+")
 _DEPENDENCY = re.compile(r"[a-z0-9][a-z0-9+.-]+( \((<<|<=|=|>=|>>) [A-Za-z0-9.+~:-]+\))?")
@@ -181,7 +181,7 @@ class DebSpec:
 
 def check_package_name(name: str) -> None:
     """Debian policy 5.6.1: lower case letters, digits, + - . ; at least two, starting alphanumeric."""
-    if not _PACKAGE_NAME.fullmatch(name):
+    if not PACKAGE_NAME.fullmatch(name):
         raise UsageError(f"{name!r} is not a valid Debian package name",
                          hint="use at least two of a-z 0-9 + - . starting with a letter or digit, "
                               'e.g. "hello" or "league-hello"')
@@ -249,7 +249,7 @@ def _check_wheels(app_wheel: str, wheels: tuple[str, ...]) -> None:
 
 def _check_fields(spec: DebSpec) -> None:
     problems = []
-    if not _ARCHITECTURE.fullmatch(spec.architecture):
+    if not ARCHITECTURE.fullmatch(spec.architecture):
         problems.append(f"architecture {spec.architecture!r} is not a Debian architecture")
     if not _PLAIN_VALUE.fullmatch(spec.listen):
         problems.append(f"listen address {spec.listen!r} must be one word")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LeagueError, UsageError
+from ..hosts.local import write_bytes
 
 KEY_ALGORITHM = "ed25519"
 KEYRING_NAME = "league-archive-keyring.gpg"
@@ -213,29 +214,6 @@ def _home_of(keys: Sequence[SigningKey]) -> Path:
     return homes.pop()
 
 
-def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> bool:
-    """Write atomically (temp file + rename) and only when the content or mode differs."""
-    try:
-        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(mode)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return True
-
-
 def export_keyring(keys: Sequence[SigningKey], keyring: Path) -> tuple[Path, Path]:
     """Write the public keys as a binary keyring for `signed-by=` and an armored `.asc` copy beside it.
 
@@ -251,8 +229,8 @@ def export_keyring(keys: Sequence[SigningKey], keyring: Path) -> tuple[Path, Pat
         raise ArchiveError(f"gpg exported nothing for {', '.join(fingerprints)} from {home}",
                            hint="the key was deleted; run ensure_signing_key again and re-publish")
     armored_path = keyring.with_suffix(".asc")
-    write_bytes_atomic(keyring, binary, 0o644)
-    write_bytes_atomic(armored_path, armored, 0o644)
+    write_bytes(keyring, binary, 0o644)
+    write_bytes(armored_path, armored, 0o644)
     return keyring, armored_path
 
 

@@ -8,7 +8,7 @@ deployments.
 from ._errors import HostError
 from ._program import Program
 from ._supervisord_conf import SupervisordPaths, render_program, render_supervisord_conf
-from .local import Changes, LocalHost, ProgramStatus, pid_alive, wait_until, write_file
+from .local import Changes, LocalHost, ProgramStatus, pid_alive, wait_until, write_bytes, write_file
 
 __all__ = [
     "Changes",
@@ -21,5 +21,6 @@ __all__ = [
     "render_program",
     "render_supervisord_conf",
     "wait_until",
+    "write_bytes",
     "write_file",
 ]

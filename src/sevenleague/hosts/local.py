@@ -65,7 +65,11 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> bool:
     """Write atomically (temp file + rename) and only when the content differs."""
-    data = text.encode()
+    return write_bytes(path, text.encode(), mode)
+
+
+def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """`write_file` for bytes: readers see the old file or the new one, never a part."""
     try:
         if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
             return False
