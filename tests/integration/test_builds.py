@@ -23,6 +23,7 @@ import pytest
 
 from sevenleague.build._runner import build_mark, build_processes
 from sevenleague.build.client import BuildClient
+from sevenleague.errors import LeagueError
 from sevenleague.testing import free_port, http_request, wait_for_http
 from sevenleague.testing.ecosystem import RunningEcosystem, start_ecosystem
 
@@ -132,6 +133,39 @@ def test_build_show_prints_steps_and_log(eco: RunningEcosystem, green_build: dic
     assert "publish" in shown and "==> unit tests" in shown and "passed" in shown
 
 
+def test_league_build_queues_follows_and_exits_with_the_result(eco: RunningEcosystem,
+                                                                green_build: dict[str, Any]):
+    done = eco.league("build", SERVICE, "--ref", "main", check=False)
+    assert done.returncode == 0, done.stderr
+    assert "✓ unit tests" in done.stdout and "✓ publish" in done.stdout and "passed" in done.stdout
+    missing = eco.league("build", SERVICE, "--ref", "no-such-branch", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        f"league: 'no-such-branch' is not a commit in {SERVICE}'s repository "
+        "(hint: push it first, or name a branch, tag or commit that exists)"]
+
+
+def test_the_api_describes_itself_and_answers_bad_requests_with_a_reason(eco: RunningEcosystem):
+    base = eco.endpoints["builds"]
+    spec = json.loads(http_request(base + "/openapi.json").body)
+    assert {"/api/builds", "/api/builds/{build_id}", "/api/builds/{build_id}/log",
+            "/api/builds/{build_id}/cancel"} <= set(spec["paths"])
+    bad = {
+        "not json": (b"{service", 400, "not JSON"),
+        "no service": (b"{}", 400, "service is required"),
+        "bad name": (b'{"service": "Bad Name"}', 400, "is not a service name"),
+        "no repository": (b'{"service": "nothing-here"}', 404, "no repository"),
+    }
+    for case, (body, status, message) in bad.items():
+        answer = http_request(base + "/api/builds", method="POST", body=body)
+        assert answer.status == status, case
+        assert message in json.loads(answer.body)["error"], case
+    assert http_request(base + "/api/builds?limit=0").status == 400
+    assert http_request(base + "/api/builds/999999").status == 404
+    shown = eco.league("build", "show", "999999", check=False)
+    assert shown.returncode == 1 and "no build 999999" in shown.stderr
+
+
 BAD_PUSHES = {
     "failing unit test": (
         lambda d: (d / "tests" / "unit" / "test_broken.py").write_text(
@@ -177,6 +211,10 @@ def test_a_bad_push_fails_with_its_reason_and_publishes_nothing(
 def test_killing_the_build_service_mid_build_leaves_nothing_running(eco: RunningEcosystem, workdir: Path,
                                                                     green_build: dict[str, Any]):
     build_id = push(workdir, "Build me, then lose the build service")
+    queued = api(eco).queue(SERVICE, "main", requested_by="test")  # waits behind the first
+    assert api(eco).cancel(queued["id"])["state"] == "cancelled"
+    with pytest.raises(LeagueError, match="already cancelled"):
+        api(eco).cancel(queued["id"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         steps = api(eco).get(build_id)["steps"]

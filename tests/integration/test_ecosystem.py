@@ -32,7 +32,8 @@ def test_status_json_shows_every_process_and_instance_healthy(ecosystem):
     assert status["running"] and status["healthy"]
     offset = ecosystem.offset
     assert {p["name"]: p["port"] for p in status["processes"]} == {
-        "haproxy": 8080 + offset, "prometheus": 9090 + offset, "alertmanager": 9093 + offset}
+        "haproxy": 8080 + offset, "prometheus": 9090 + offset, "alertmanager": 9093 + offset,
+        "builds": 9300 + offset}
     assert [(i["name"], i["port"], i["ready"], i["edge"]) for i in status["instances"]] == [
         ("hello-1", 8001 + offset, True, "UP"), ("hello-2", 8002 + offset, True, "UP")]
     assert all(p["state"] == "RUNNING" and p["pid"] > 0 for p in status["processes"])
