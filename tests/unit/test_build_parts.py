@@ -167,3 +167,15 @@ def test_a_build_left_running_is_failed_on_recovery_naming_its_step(tmp_path):
     assert after.state == FAILED and after.reason == "interrupted during step unit tests"
     assert [s.state for s in after.steps] == [FAILED]
     assert reopened.recover("interrupted") == []
+
+
+def test_only_the_newest_builds_keep_their_artifacts(tmp_path):
+    from sevenleague.build._worker import prune_artifacts
+
+    for build_id in (3, 10, 7, 12):
+        (tmp_path / str(build_id)).mkdir()
+        (tmp_path / str(build_id) / "build.log").write_text("log")
+    (tmp_path / "not-a-build").mkdir()
+    removed = prune_artifacts(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["3", "7"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["10", "12", "not-a-build"]

@@ -14,13 +14,15 @@ network, and a package can be assembled from exactly the wheels the tests used.
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
+import fcntl
 import hashlib
 import os
 import shutil
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,18 @@ class BuildCache:
         env.update(PIP_CACHE_DIR=str(self.pip_cache), PIP_DISABLE_PIP_VERSION_CHECK="1",
                    PIP_NO_INPUT="1", PYTHONDONTWRITEBYTECODE="1")
         return env
+
+
+@contextlib.contextmanager
+def cache_lock(cache: BuildCache) -> Iterator[None]:
+    """One writer of the cache at a time: parallel builds, or eco-systems sharing the cache."""
+    cache.root.mkdir(parents=True, exist_ok=True)
+    with (cache.root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --- sevenleague itself, for services that depend on it ------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import LeagueError
 from ._context import BuildContext, StepFailed
-from ._environment import EnvironmentFailed, build_venv, sevenleague_wheel, shared_environment
+from ._environment import EnvironmentFailed, build_venv, cache_lock, sevenleague_wheel, shared_environment
 from ._project import read_project, requirement_name
 
 # --- source -------------------------------------------------------------------------------------
@@ -48,10 +48,11 @@ def step_environment(ctx: BuildContext) -> str:
     """Dependencies and tools from the cache when nothing changed; the network only when needed."""
     project = ctx.needs_project
     try:
-        if "sevenleague" in {requirement_name(r) for r in project.dependencies}:
-            ctx.local_wheels = [sevenleague_wheel(ctx.cache, ctx.runner)]
-        ctx.shared_env, reused = shared_environment(ctx.cache, project, ctx.local_wheels, ctx.runner,
-                                                    ctx.python)
+        with cache_lock(ctx.cache):
+            if "sevenleague" in {requirement_name(r) for r in project.dependencies}:
+                ctx.local_wheels = [sevenleague_wheel(ctx.cache, ctx.runner)]
+            ctx.shared_env, reused = shared_environment(ctx.cache, project, ctx.local_wheels, ctx.runner,
+                                                        ctx.python)
         ctx.venv = build_venv(ctx.work / "venv", ctx.shared_env, ctx.runner, ctx.python)
     except EnvironmentFailed as error:
         raise StepFailed(str(error)) from None

@@ -21,6 +21,7 @@ from ._settings import read_settings, service_settings
 from ._store import FAILED, Build, BuildStore
 
 INTERRUPTED = "interrupted: the build service stopped"
+KEEP_ARTIFACTS = 30  # builds per service whose artifacts stay on disk; packages stay in the pool
 
 
 class BuildWorker:
@@ -109,6 +110,16 @@ class BuildWorker:
             finally:
                 self._running.pop(build.id, None)
                 shutil.rmtree(work, ignore_errors=True)
+                prune_artifacts(artifacts.parent, KEEP_ARTIFACTS)
+
+
+def prune_artifacts(service_dir: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` builds' artifacts: the records and the apt pool stay."""
+    builds = sorted((p for p in service_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    removed = builds[:-keep] if keep > 0 else builds
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def log_slice(path: Path, offset: int) -> tuple[str, int]:
