@@ -174,7 +174,8 @@ async def cancel_build(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return schemas.OpenAPIResponse(request=request)
+    """The API description as JSON, which every OpenAPI tool reads (Starlette's own answer is YAML)."""
+    return JSONResponse(schemas.get_schema(routes=request.app.routes))
 
 
 @asynccontextmanager
