@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -111,3 +112,18 @@ def test_second_up_with_nothing_changed_restarts_nothing(ecosystem):
     assert after == before
     assert "all healthy" in done.stdout
     assert "restarted" not in done.stdout and "reloaded" not in done.stdout
+
+
+def test_league_up_issued_a_verified_certificate_for_every_process(ecosystem):
+    done = ecosystem.league("pki", "status", "--json")
+    certificates = {c["name"]: c for c in json.loads(done.stdout)["certificates"]}
+    names = {p["name"] for p in ecosystem.status()["processes"]} | {"hello-1", "hello-2"}
+    assert names - {"haproxy"} <= set(certificates)
+    assert {c["state"] for c in certificates.values()} == {"ok"}
+    pki = ecosystem.home / "pki"
+    leaf = pki / "leaves" / "hello-1"
+    verified = subprocess.run(["openssl", "verify", "-CAfile", str(pki / "ca.pem"), "-untrusted",
+                               str(leaf / "chain.pem"), str(leaf / "cert.pem")],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    assert (leaf / "key.pem").stat().st_mode & 0o777 == 0o600

@@ -130,6 +130,19 @@ def build(
     raise typer.Exit(run_build(target, ref, _console(), json_output))
 
 
+pki_app = typer.Typer(help="The eco-system's internal CA and certificates.", no_args_is_help=True)
+app.add_typer(pki_app, name="pki")
+
+
+@pki_app.command("status")
+def pki_status(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every certificate (root, intermediate, edge, leaves), its SANs and expiry; exit 1 if one expired."""
+    from ..ecosystem._layout import state_home
+    from ._pki import run_pki_status
+
+    raise typer.Exit(run_pki_status(state_home(), _console(), json_output))
+
+
 @app.command("builds")
 def builds(
     service: Annotated[str | None, typer.Argument(help="Only this service's builds.")] = None,

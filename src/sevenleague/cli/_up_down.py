@@ -47,6 +47,9 @@ def run_up(catalog_path: Path, console: Console, timeout: float) -> int:
         console.print(f"removed {name}", highlight=False)
     for name in report.reloaded:
         console.print(f"reloaded {name} (new config)", highlight=False)
+    if report.renewed:
+        console.print(f"issued certificates for {', '.join(report.renewed)} (`league pki status`)",
+                      highlight=False)
 
     total = len(plan.snapshot["processes"]) + len(plan.snapshot["instances"])
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),

@@ -20,7 +20,7 @@ from ..errors import LeagueError
 from ..hosts import Changes, LocalHost, wait_until, write_file
 from ..proxy import ProxyError, check_argv, worker_pid
 from ._layout import StateLayout, Tools
-from ._plan import Listen, Plan, RenderedFile
+from ._plan import CertificateRequest, Listen, Plan, RenderedFile
 
 
 class ConfigRejected(LeagueError):
@@ -76,6 +76,7 @@ class ApplyReport:
     written: list[Path] = field(default_factory=list)
     programs: Changes = field(default_factory=Changes)
     reloaded: list[str] = field(default_factory=list)
+    renewed: list[str] = field(default_factory=list)  # certificates issued or renewed
 
 
 def _checker_argv(kind: str, path: Path, tools: Tools) -> list[str]:
@@ -152,6 +153,23 @@ def reload_haproxy(host: LocalHost, layout: StateLayout, timeout: float = 15.0) 
         )
 
 
+def prepare_certificates(pki_dir: Path, ecosystem: str,
+                         requests: tuple[CertificateRequest, ...]) -> list[str]:
+    """The CA on first use, then every certificate the plan asks for; names of those (re)issued."""
+    from ..pki import ensure_ca, ensure_edge_certificate, ensure_leaf
+
+    ca = ensure_ca(pki_dir, ecosystem)
+    renewed = []
+    for request in requests:
+        if request.edge:
+            _, changed = ensure_edge_certificate(ca, request.dns_names, request.ips)
+        else:
+            _, changed = ensure_leaf(ca, request.name, request.dns_names, request.ips)
+        if changed:
+            renewed.append(request.name)
+    return renewed
+
+
 def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:
     was_running = host.is_running()
     check_ports(plan, layout, was_running)
@@ -167,6 +185,7 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
         report.written.append(file.path)
 
     prepare_archive(layout.builds, str(plan.snapshot["ecosystem"]))
+    report.renewed = prepare_certificates(layout.pki, str(plan.snapshot["ecosystem"]), plan.certificates)
     report.programs = host.apply(plan.programs)
     if was_running:
         restarted = set(report.programs.added + report.programs.changed)

@@ -52,6 +52,11 @@ class StateLayout:
         return AlertmanagerPaths(config=base / "alertmanager.yml", data_dir=base / "data")
 
     @property
+    def pki(self) -> Path:
+        """The eco-system's CA and every certificate it issued (keys 0600)."""
+        return self.home / "pki"
+
+    @property
     def builds(self) -> BuildPaths:
         return BuildPaths.under(self.home)
 

@@ -6,6 +6,7 @@ here reads or touches the machine; `apply_plan` does that, and decides nothing.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,22 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class CertificateRequest:
+    """A certificate the eco-system's CA issues (and renews) for one process, by name."""
+
+    name: str
+    dns_names: tuple[str, ...]
+    ips: tuple[str, ...]
+    edge: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     files: tuple[RenderedFile, ...]
     programs: tuple[Program, ...]
     listens: tuple[Listen, ...]
     snapshot: dict[str, Any]
+    certificates: tuple[CertificateRequest, ...] = ()
 
 
 def drain_seconds(interval: float, fall: int) -> float:
@@ -157,6 +169,35 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
     ]
 
 
+def _address_names(address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An address is an IP SAN when it parses as one, a DNS SAN otherwise."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return (address,), ()
+    return (), (address,)
+
+
+def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
+    """One leaf per instance and platform service, named as the catalog names them, and the edge's."""
+    spec = catalog.spec
+
+    def request(name: str, host: str, *aliases: str, edge: bool = False) -> CertificateRequest:
+        dns, ips = _address_names(catalog.address_of(host))
+        names = tuple(dict.fromkeys((*aliases, name, "localhost", *dns)))
+        return CertificateRequest(name, names, tuple(dict.fromkeys((*ips, "127.0.0.1"))), edge)
+
+    requests = [
+        request("edge", spec.edge.host, edge=True),
+        request("prometheus", spec.prometheus.host),
+        request("alertmanager", spec.alertmanager.host),
+        request("builds", spec.builds.host),
+        request("identity", spec.identity.host),
+    ]
+    requests += [request(i.name, i.host, i.service) for i in catalog.instances]
+    return requests
+
+
 def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
     jobs = scrape_jobs(catalog)
     files = [
@@ -185,4 +226,5 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
         programs=tuple(platform + instance_programs(catalog, tools)),
         listens=tuple(listens),
         snapshot=snapshot,
+        certificates=tuple(certificate_requests(catalog)),
     )
