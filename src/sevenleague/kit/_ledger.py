@@ -7,7 +7,8 @@ the CPU caches. So the request path only appends one tuple here, and the batch i
 settled (metrics observed, JSON lines written) every `flush_interval`, when it grows
 to `max_pending`, before every scrape of `/metrics`, and at exit. Prometheus therefore
 never sees a stale count, and a log line is at most `flush_interval` late; its `ts` is
-when the request ended.
+when the request ended. A request whose caller was verified carries the caller's
+identity, and its line says who (`user`, `client`, `actor`; never the token).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import atexit
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._log import MILLIS, JsonLines
 from ._metrics import RedMetrics
 
-# wall time, route, method, path, status, seconds, request id
-Record = tuple[float, str, str, str, int, float, bytes]
+if TYPE_CHECKING:
+    from ._auth import Identity
+
+# wall time, route, method, path, status, seconds, request id, verified caller
+Record = tuple[float, str, str, str, int, float, bytes, "Identity | None"]
 
 
 class RequestLedger:
@@ -38,9 +42,9 @@ class RequestLedger:
         atexit.register(self.settle)
 
     def record(self, route: str, method: str, path: str, status: int, seconds: float,
-               request_id: bytes) -> None:
+               request_id: bytes, identity: Identity | None = None) -> None:
         pending = self._pending
-        pending.append((time.time(), route, method, path, status, seconds, request_id))
+        pending.append((time.time(), route, method, path, status, seconds, request_id, identity))
         if len(pending) >= self.max_pending:
             self.settle()
         elif self._timer is None:
@@ -61,10 +65,10 @@ class RequestLedger:
         date_prefix = self.log.clock.date_prefix
         service, instance = self.service, self.instance
         lines: list[dict[str, Any]] = []
-        for wall, route, method, path, status, seconds, request_id in batch:
+        for wall, route, method, path, status, seconds, request_id, identity in batch:
             observe(route, method, status, seconds)
             second = int(wall)
-            lines.append({
+            line: dict[str, Any] = {
                 "ts": date_prefix(second) + MILLIS[int((wall - second) * 1000)],
                 "level": "error" if status >= 500 else "info",
                 "service": service,
@@ -76,5 +80,8 @@ class RequestLedger:
                 "status": status,
                 "duration_ms": int(seconds * 1_000_000) / 1000,
                 "request_id": request_id.decode(),
-            })
+            }
+            if identity is not None:
+                line.update(identity.to_log())
+            lines.append(line)
         self.log.write_batch(lines)

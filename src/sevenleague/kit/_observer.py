@@ -1,14 +1,17 @@
-"""The per-request hot path: probes first, then request id, who served it, and a record.
+"""The per-request hot path: probes first, then request id, who served it, who is calling, and a record.
 
 One ASGI layer and one `send` wrapper per request, and the request's numbers go to the
 ledger as one tuple: the counting and logging happen later, in batches (see
 `_ledger.py` for why). Each piece stays testable alone: `request_id_from`,
-`route_template`, `RedMetrics.observe`, `RequestLedger.settle`.
+`route_template`, `RedMetrics.observe`, `RequestLedger.settle`. Token checks (the `guard`,
+see `_auth_gate.py`) exist only when access control is on; without them the path is
+the one measured before they existed.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
 from ._ledger import RequestLedger
@@ -17,6 +20,10 @@ from ._log import JsonLines
 from ._metrics import RedMetrics
 from ._probes import Probes, is_probe
 from ._request_id import request_id_from
+
+if TYPE_CHECKING:
+    from ._auth import Identity
+    from ._auth_gate import Gate
 
 UNMATCHED = "<unmatched>"
 OTHER = "<other>"
@@ -43,8 +50,10 @@ class RequestObserver:
     """Answers probes, and measures and logs every other request the app answers."""
 
     def __init__(self, app: ASGIApp, *, service: str, instance: str, metrics: RedMetrics,
-                 log: JsonLines, lifecycle: Lifecycle, flush_interval: float = 0.2) -> None:
+                 log: JsonLines, lifecycle: Lifecycle, flush_interval: float = 0.2,
+                 guard: Gate | None = None) -> None:
         self.app = app
+        self.guard = guard
         self.ledger = RequestLedger(service=service, instance=instance, metrics=metrics, log=log,
                                     flush_interval=flush_interval)
         self.probes = Probes(app, lifecycle=lifecycle, metrics=metrics, before_scrape=self.ledger.settle)
@@ -56,8 +65,11 @@ class RequestObserver:
         self.ledger.settle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.probes(scope, receive, send)  # lifespan, websockets
+        kind = scope["type"]
+        if kind != "http":
+            guard = self.guard
+            if kind != "websocket" or guard is None or await guard.admit_websocket(scope, send):
+                await self.probes(scope, receive, send)  # lifespan, websockets
             return
         if is_probe(scope):
             await self.probes.answer(scope, send)
@@ -78,9 +90,16 @@ class RequestObserver:
 
         in_flight = self._in_flight
         in_flight.count += 1
+        guard = self.guard
+        identity: Identity | None = None
         try:
-            await self.app(scope, receive, send_with_headers)
+            if guard is None:
+                await self.app(scope, receive, send_with_headers)
+            else:
+                admitted, identity = await guard.admit(scope, send_with_headers)
+                if admitted:
+                    await self.app(scope, receive, send_with_headers)
         finally:
             in_flight.count -= 1
             self.ledger.record(route_template(scope, status), method, scope["path"], status,
-                               time.perf_counter() - start, request_id)
+                               time.perf_counter() - start, request_id, identity)
