@@ -40,6 +40,7 @@ bench: deps
 	@PYTHON=$(PYTHON) LEAGUE_DEBIAN_PACKAGES=valgrind scripts/install-system-packages.sh
 	cd benchmarks && ../$(BIN)/python bench_hello.py
 	cd benchmarks && ../$(BIN)/python bench_kit_instructions.py
+	cd benchmarks && ../$(BIN)/python bench_kit_auth.py
 	cd benchmarks && ../$(BIN)/python bench_cli.py
 	cd benchmarks && ../$(BIN)/python bench_build.py
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
@@ -31,12 +32,12 @@ async def _yardstick_answer(request: Request) -> PlainTextResponse:
     return PlainTextResponse("yardstick\n")
 
 
-def _scope(path: str) -> dict[str, Any]:
+def _scope(path: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> dict[str, Any]:
     """A GET as a server passes it to the app."""
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"in-process")], "client": ("127.0.0.1", 50000),
+        "headers": [(b"host", b"in-process"), *headers], "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
 
@@ -82,10 +83,11 @@ async def _one_round(app: ASGIApp, scope: dict[str, Any], statuses: Counter[int]
 
 
 def throughput_in_process(app: ASGIApp, *, path: str = "/", seconds: float = 3.0,
-                          round_requests: int = 2000, round_seconds: float = 0.5) -> InProcessThroughput:
+                          round_requests: int = 2000, round_seconds: float = 0.5,
+                          headers: Sequence[tuple[bytes, bytes]] = ()) -> InProcessThroughput:
     """Rounds of `app`, each followed by a round of the yardstick, for about `seconds`."""
     yardstick = Starlette(routes=[Route(path, _yardstick_answer)])
-    scope = _scope(path)
+    scope = _scope(path, headers)
 
     async def measure() -> InProcessThroughput:
         result = InProcessThroughput([], [])
