@@ -50,6 +50,6 @@ def test_prometheus_yml_is_checked_with_the_new_target_files(home):
     target = next(f for f in good.files if f.path.name == "hello.json")
     files = tuple(RenderedFile(f.path, "not json\n") if f is target else f for f in good.files)
     with pytest.raises(ConfigRejected, match=r"prometheus rejected the rendered prometheus\.yml"):
-        apply_plan(Plan(files=files, programs=(), listens=(), snapshot={}), layout,
-                   LocalHost("t", home), tools)
+        apply_plan(Plan(files=files, programs=(), listens=(), snapshot={"ecosystem": "demo"},
+                        certificates=good.certificates), layout, LocalHost("t", home), tools)
     assert not target.path.exists()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 import subprocess
 import time
 import uuid
 from collections import Counter
 from urllib.parse import quote
+
+import pytest
 
 from sevenleague.testing import http_request
 
@@ -127,3 +131,21 @@ def test_league_up_issued_a_verified_certificate_for_every_process(ecosystem):
                               capture_output=True, text=True)
     assert verified.returncode == 0, verified.stderr
     assert (leaf / "key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_instances_answer_only_https_verified_by_the_eco_systems_ca(ecosystem):
+    port = ecosystem.status()["instances"][0]["port"]
+    plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        plain.request("GET", "/healthz")
+        assert plain.getresponse().status != 200  # never reached: the TLS server drops plain HTTP
+    plain.close()
+    trusted = ssl.create_default_context(cafile=str(ecosystem.home / "pki" / "ca.pem"))
+    secure = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=trusted)
+    secure.request("GET", "/healthz")
+    assert secure.getresponse().status == 200
+    secure.close()
+    stranger = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ssl.create_default_context())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        stranger.request("GET", "/healthz")
+    stranger.close()

@@ -44,7 +44,8 @@ def test_snapshot_gives_endpoints_with_the_port_offset():
     assert snapshot["endpoints"]["edge"] == "http://127.0.0.1:8380/"
     assert snapshot["endpoints"]["prometheus"] == "http://127.0.0.1:9390/"
     assert [i["port"] for i in snapshot["instances"]] == [8301, 8302]
-    assert snapshot["instances"][0]["probe"] == {"http": "http://127.0.0.1:8301/readyz"}
+    assert snapshot["instances"][0]["probe"] == {"http": "https://127.0.0.1:8301/readyz",
+                                                 "ca": str(LAYOUT.ca_file)}
 
 
 def test_every_process_gets_a_certificate_request_named_as_the_catalog_names_it():

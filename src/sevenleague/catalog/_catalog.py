@@ -27,7 +27,8 @@ class Instance:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}:{self.port}"
+        """Instances serve HTTPS only, with a certificate of the eco-system's CA."""
+        return f"https://{self.address}:{self.port}"
 
 
 def instance_ports(spec: ServiceSpec) -> list[int]:

@@ -111,6 +111,9 @@ def vet(files: list[RenderedFile], changed: list[RenderedFile], home: Path, host
             path = moved(file.path)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(file.text.replace(f"{home}/", f"{scratch}/"))
+        for entry in home.iterdir() if home.is_dir() else []:  # what configs name but the plan keeps
+            if not (scratch / entry.name).exists():  # as it is: certificates, say
+                (scratch / entry.name).symlink_to(entry)
         for file in to_check:
             _check(file, moved(file.path), host, tools)
     finally:
@@ -174,6 +177,9 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
     was_running = host.is_running()
     check_ports(plan, layout, was_running)
     report = ApplyReport()
+    # Certificates first: the configs vetted below name them (HAProxy's ca-file, say).
+    if plan.certificates:
+        report.renewed = prepare_certificates(layout.pki, str(plan.snapshot["ecosystem"]), plan.certificates)
     for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
                       layout.prometheus.data_dir, layout.alertmanager.data_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -185,7 +191,6 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
         report.written.append(file.path)
 
     prepare_archive(layout.builds, str(plan.snapshot["ecosystem"]))
-    report.renewed = prepare_certificates(layout.pki, str(plan.snapshot["ecosystem"]), plan.certificates)
     report.programs = host.apply(plan.programs)
     if was_running:
         restarted = set(report.programs.added + report.programs.changed)

@@ -37,13 +37,14 @@ class StateLayout:
 
     @property
     def haproxy(self) -> HaproxyPaths:
-        return HaproxyPaths(config=self.home / "haproxy" / "haproxy.cfg",
+        return HaproxyPaths(config=self.home / "haproxy" / "haproxy.cfg", instance_ca=self.ca_file,
                             admin_socket=self.home / "haproxy" / "admin.sock")
 
     @property
     def prometheus(self) -> PrometheusPaths:
         base = self.home / "prometheus"
         return PrometheusPaths(config=base / "prometheus.yml", targets_dir=base / "targets",
+                               instance_ca=self.ca_file,
                                data_dir=base / "data")
 
     @property
@@ -55,6 +56,15 @@ class StateLayout:
     def pki(self) -> Path:
         """The eco-system's CA and every certificate it issued (keys 0600)."""
         return self.home / "pki"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate every client of the eco-system's TLS trusts."""
+        return self.pki / "ca.pem"
+
+    def tls_bundle(self, name: str) -> Path:
+        """Key and certificate chain of one process, in the one file it serves with."""
+        return self.pki / "leaves" / name / "bundle.pem"
 
     @property
     def builds(self) -> BuildPaths:

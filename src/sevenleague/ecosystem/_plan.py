@@ -72,7 +72,8 @@ def drain_seconds(interval: float, fall: int) -> float:
     return round(interval * (fall + 1), 3)
 
 
-def instance_programs(catalog: Catalog, tools: Tools) -> list[Program]:
+def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> list[Program]:
+    """Every app instance under kit.serve, serving HTTPS only with its own certificate."""
     programs = []
     for name, service in catalog.spec.services.items():
         drain = drain_seconds(service.health.interval, service.health.fall)
@@ -84,6 +85,7 @@ def instance_programs(catalog: Catalog, tools: Tools) -> list[Program]:
                     "--host", instance.address, "--port", str(instance.port),
                     "--drain-seconds", str(drain), "--graceful-seconds", str(GRACEFUL_SECONDS),
                     "--service", name, "--instance", instance.name,
+                    "--tls-bundle", str(layout.tls_bundle(instance.name)),
                 ),
                 environment={"LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": instance.name},
                 stop_timeout=drain + GRACEFUL_SECONDS + 5,
@@ -129,6 +131,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
         "port_offset": catalog.port_offset,
         "home": str(layout.home),
         "haproxy_admin_socket": str(layout.haproxy.admin_socket),
+        "ca_file": str(layout.ca_file),
         "endpoints": {
             "edge": _url(edge, spec.edge.port),
             "prometheus": _url(prom, spec.prometheus.port),
@@ -149,7 +152,8 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
             {
                 "name": i.name, "service": i.service, "host": i.host, "port": i.port,
                 "url": i.url, "backend": backend_name(i.service),
-                "probe": {"http": i.url + spec.services[i.service].health.path},
+                "probe": {"http": i.url + spec.services[i.service].health.path,
+                          "ca": str(layout.ca_file)},
             }
             for i in catalog.instances
         ],
@@ -223,7 +227,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
     snapshot["listens"] = [[listen.address, listen.port] for listen in listens]
     return Plan(
         files=tuple(files),
-        programs=tuple(platform + instance_programs(catalog, tools)),
+        programs=tuple(platform + instance_programs(catalog, tools, layout)),
         listens=tuple(listens),
         snapshot=snapshot,
         certificates=tuple(certificate_requests(catalog)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,9 +94,19 @@ def read_snapshot(path: Path) -> dict[str, Any]:
                           hint="run `league up` to write it again") from None
 
 
-def probe_http(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+def probe_http(url: str, timeout: float = PROBE_TIMEOUT, ca_file: str | None = None) -> tuple[bool, str]:
+    """GET `url`; an https URL is verified against `ca_file` (the eco-system's CA)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    host = parts.hostname or "127.0.0.1"
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except OSError as error:
+            return False, f"cannot read the CA {ca_file}: {error.strerror or error}"
+        connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
     try:
         connection.request("GET", parts.path or "/")
         response = connection.getresponse()
@@ -117,7 +128,7 @@ def probe_tcp(address: str, port: int, timeout: float = PROBE_TIMEOUT) -> tuple[
 
 def _probe(spec: dict[str, Any]) -> tuple[bool, str]:
     if "http" in spec:
-        return probe_http(spec["http"])
+        return probe_http(spec["http"], ca_file=spec.get("ca"))
     address, port = spec["tcp"]
     return probe_tcp(address, port)
 

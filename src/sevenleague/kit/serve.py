@@ -80,6 +80,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--service", default=os.environ.get(SERVICE_ENV, ""))
     parser.add_argument("--instance", default=os.environ.get(INSTANCE_ENV, ""))
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--tls-bundle", default=None, metavar="PEM",
+                        help="serve HTTPS only, with the private key and certificate chain in this one file "
+                             "(one file, so a renewal can never pair a new certificate with an old key)")
     return parser.parse_args(argv)
 
 
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         server_header=False,
         timeout_graceful_shutdown=args.graceful_seconds,
+        ssl_certfile=args.tls_bundle,
     )
     server = DrainingServer(config, drain_seconds=args.drain_seconds)
     try:

@@ -50,7 +50,7 @@ def _route_condition(route: str) -> str:
     return f"{{ path {prefix} }} || {{ path_beg {prefix}/ }}"
 
 
-def _backend(name: str, service: ServiceSpec, catalog: Catalog) -> str:
+def _backend(name: str, service: ServiceSpec, catalog: Catalog, instance_ca: Path | None) -> str:
     health = service.health
     lines = [
         f"backend {backend_name(name)}",
@@ -63,7 +63,10 @@ def _backend(name: str, service: ServiceSpec, catalog: Catalog) -> str:
         f"rise {health.rise} observe layer4 error-limit 1 on-error mark-down",
     ]
     for instance in catalog.instances_of(name):
-        lines.append(f"    server {instance.name} {instance.address}:{instance.port} check")
+        # With TLS, the instance must prove it is this instance (verifyhost) with a certificate of
+        # the eco-system's CA; the health checks ride the same TLS.
+        tls = f" ssl verify required ca-file {instance_ca} verifyhost {instance.name}" if instance_ca else ""
+        lines.append(f"    server {instance.name} {instance.address}:{instance.port} check{tls}")
     return "\n".join(lines)
 
 
@@ -125,7 +128,7 @@ frontend stats
 """,
     ]
     for name, service in spec.services.items():
-        parts.append(_backend(name, service, catalog) + "\n")
+        parts.append(_backend(name, service, catalog, paths.instance_ca) + "\n")
     parts.append(
         "backend no_route\n"
         '    http-request return status 404 content-type text/plain string "no service at this path\\n"\n'

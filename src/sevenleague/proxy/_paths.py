@@ -8,3 +8,4 @@ from pathlib import Path
 class HaproxyPaths:
     config: Path
     admin_socket: Path
+    instance_ca: Path | None = None  # instances serve TLS signed by this CA; None: plain HTTP

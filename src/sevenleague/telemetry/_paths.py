@@ -9,6 +9,7 @@ class PrometheusPaths:
     config: Path
     targets_dir: Path
     data_dir: Path
+    instance_ca: Path | None = None  # instances serve TLS signed by this CA; None: plain HTTP
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,6 +19,18 @@ def _header(catalog: Catalog) -> str:
 
 def target_file(paths: PrometheusPaths, job: ScrapeJob) -> Path:
     return paths.targets_dir / f"{job.name}.json"
+
+
+def _scrape_config(job: ScrapeJob, paths: PrometheusPaths) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "job_name": job.name,
+        "metrics_path": job.metrics_path,
+        "file_sd_configs": [{"files": [str(target_file(paths, job))]}],
+    }
+    if job.instances and paths.instance_ca:
+        config["scheme"] = "https"
+        config["tls_config"] = {"ca_file": str(paths.instance_ca)}
+    return config
 
 
 def render_prometheus_yml(catalog: Catalog, jobs: list[ScrapeJob], paths: PrometheusPaths) -> str:
@@ -37,14 +50,7 @@ def render_prometheus_yml(catalog: Catalog, jobs: list[ScrapeJob], paths: Promet
                 {"static_configs": [{"targets": [f"{catalog.address_of(am.host)}:{am.port}"]}]}
             ]
         },
-        "scrape_configs": [
-            {
-                "job_name": job.name,
-                "metrics_path": job.metrics_path,
-                "file_sd_configs": [{"files": [str(target_file(paths, job))]}],
-            }
-            for job in jobs
-        ],
+        "scrape_configs": [_scrape_config(job, paths) for job in jobs],
     }
     return _header(catalog) + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 

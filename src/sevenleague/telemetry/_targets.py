@@ -26,6 +26,7 @@ class ScrapeJob:
     name: str
     targets: tuple[Target, ...]
     metrics_path: str = "/metrics"
+    instances: bool = False  # a service's app instances: scraped over TLS when they serve it
 
 
 def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
@@ -46,7 +47,7 @@ def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
             Target(f"{i.address}:{i.port}", {"host": i.host, "service": i.service, "instance_name": i.name})
             for i in catalog.instances_of(service)
         )
-        jobs.append(ScrapeJob(service, targets))
+        jobs.append(ScrapeJob(service, targets, instances=True))
     return jobs
 
 
