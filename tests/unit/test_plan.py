@@ -12,7 +12,7 @@ from .test_renderers import LAYOUT, TOOLS
 def test_plan_runs_the_platform_and_every_instance():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     assert [p.name for p in plan.programs] == [
-        "haproxy", "prometheus", "alertmanager", "builds", "hello-1", "hello-2"]
+        "haproxy", "prometheus", "alertmanager", "builds", "renewer", "hello-1", "hello-2"]
     hello = next(p for p in plan.programs if p.name == "hello-1")
     assert hello.argv[:4] == ("/opt/venv/bin/python", "-m", "sevenleague.kit.serve", "hello.app:app")
     assert "--port" in hello.argv and hello.argv[hello.argv.index("--port") + 1] == "8001"

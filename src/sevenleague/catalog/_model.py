@@ -102,6 +102,14 @@ class IdentitySpec(_Section):
     )
 
 
+class PkiSpec(_Section):
+    leaf_lifetime: Duration = Field(
+        86400.0, ge=10.0, le=86400.0,
+        description='How long the certificate of an instance or platform service lasts, at most "24h";'
+                    " it is renewed at two thirds of that.",
+    )
+
+
 class ServiceSpec(_Section):
     description: str = Field("", description="One line saying what the service does.")
     app: str = Field(
@@ -139,6 +147,7 @@ class CatalogSpec(_Section):
     alertmanager: AlertmanagerSpec
     builds: BuildsSpec = Field(BuildsSpec(), description="The build service and the apt repository.")
     identity: IdentitySpec = Field(IdentitySpec(), description="The identity service (OIDC provider).")
+    pki: PkiSpec = Field(PkiSpec(), description="The eco-system's CA and the certificates it issues.")
     services: dict[Name, ServiceSpec] = Field(
         default_factory=dict, description="The apps this eco-system runs, by name."
     )

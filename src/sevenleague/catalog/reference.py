@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 from ._duration import format_duration
 from ._model import NAME_RULE, CatalogSpec
 
-DURATION_FIELDS = {"scrape_interval", "retention", "interval", "token_lifetime"}
+DURATION_FIELDS = {"scrape_interval", "retention", "interval", "token_lifetime", "leaf_lifetime"}
 
 SECTIONS = [
     ("[ecosystem]", "ecosystem"),
@@ -34,6 +34,7 @@ SECTIONS = [
     ("[builds]", "builds"),
     ("[builds.gates]", "gates"),
     ("[identity]", "identity"),
+    ("[pki]", "pki"),
 ]
 
 

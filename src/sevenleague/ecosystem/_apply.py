@@ -159,18 +159,9 @@ def reload_haproxy(host: LocalHost, layout: StateLayout, timeout: float = 15.0) 
 def prepare_certificates(pki_dir: Path, ecosystem: str,
                          requests: tuple[CertificateRequest, ...]) -> list[str]:
     """The CA on first use, then every certificate the plan asks for; names of those (re)issued."""
-    from ..pki import ensure_ca, ensure_edge_certificate, ensure_leaf
+    from ..pki.renewer import Wanted, ensure_certificates
 
-    ca = ensure_ca(pki_dir, ecosystem)
-    renewed = []
-    for request in requests:
-        if request.edge:
-            _, changed = ensure_edge_certificate(ca, request.dns_names, request.ips)
-        else:
-            _, changed = ensure_leaf(ca, request.name, request.dns_names, request.ips)
-        if changed:
-            renewed.append(request.name)
-    return renewed
+    return ensure_certificates(pki_dir, ecosystem, [Wanted.from_json(r.to_json()) for r in requests])
 
 
 def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:

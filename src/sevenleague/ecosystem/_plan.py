@@ -56,6 +56,11 @@ class CertificateRequest:
     dns_names: tuple[str, ...]
     ips: tuple[str, ...]
     edge: bool = False
+    lifetime: float = 86400.0  # seconds; the edge's own lifetime is the PKI's (90 days)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dns_names": list(self.dns_names), "ips": list(self.ips),
+                "edge": self.edge, "lifetime": self.lifetime}
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,12 @@ def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> li
                 kind="instance",
             ))
     return programs
+
+
+def renewer_program(layout: StateLayout, tools: Tools) -> Program:
+    """Renews every certificate at two thirds of its life while the eco-system runs."""
+    return Program(name="renewer", argv=(str(tools.python), "-m", "sevenleague.pki.renewer",
+                                         "--home", str(layout.home)), stop_timeout=5)
 
 
 def _url(address: str, port: int, path: str = "/") -> str:
@@ -189,7 +200,8 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
     def request(name: str, host: str, *aliases: str, edge: bool = False) -> CertificateRequest:
         dns, ips = _address_names(catalog.address_of(host))
         names = tuple(dict.fromkeys((*aliases, name, "localhost", *dns)))
-        return CertificateRequest(name, names, tuple(dict.fromkeys((*ips, "127.0.0.1"))), edge)
+        return CertificateRequest(name, names, tuple(dict.fromkeys((*ips, "127.0.0.1"))), edge,
+                                  spec.pki.leaf_lifetime)
 
     requests = [
         request("edge", spec.edge.host, edge=True),
@@ -221,14 +233,17 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
         Program("alertmanager", alertmanager_argv(tools.alertmanager, catalog, layout.alertmanager),
                 stop_timeout=10),
         builds_program(catalog, layout, tools),
+        renewer_program(layout, tools),
     ]
     listens = plan_listens(catalog)
     snapshot = render_snapshot(catalog, layout)
     snapshot["listens"] = [[listen.address, listen.port] for listen in listens]
+    certificates = certificate_requests(catalog)
+    snapshot["certificates"] = [c.to_json() for c in certificates]
     return Plan(
         files=tuple(files),
         programs=tuple(platform + instance_programs(catalog, tools, layout)),
         listens=tuple(listens),
         snapshot=snapshot,
-        certificates=tuple(certificate_requests(catalog)),
+        certificates=tuple(certificates),
     )

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -24,17 +25,21 @@ import uvicorn
 from ._identity import INSTANCE_ENV, SERVICE_ENV
 from ._lifecycle import LIFECYCLE, Lifecycle
 from ._log import STDOUT, JsonLogHandler
+from ._tls import BundleWatch
+
+TLS_CHECK_TICKS = 10  # uvicorn ticks every 0.1 s: look at the certificate bundle every second
 
 
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, with SIGTERM meaning "drain, then stop"."""
 
     def __init__(self, config: uvicorn.Config, *, drain_seconds: float,
-                 lifecycle: Lifecycle = LIFECYCLE) -> None:
+                 lifecycle: Lifecycle = LIFECYCLE, tls_watch: BundleWatch | None = None) -> None:
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self.lifecycle = lifecycle
         self.drain_deadline: float | None = None
+        self.tls_watch = tls_watch
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and self.drain_deadline is None and self.drain_seconds > 0:
@@ -51,6 +56,9 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
             self.should_exit = True
+        if (self.tls_watch is not None and counter % TLS_CHECK_TICKS == 0 and self.config.ssl is not None
+                and self.tls_watch.changed()):
+            self.tls_watch.reload_into(self.config.ssl)
         return await super().on_tick(counter)
 
 
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=args.graceful_seconds,
         ssl_certfile=args.tls_bundle,
     )
-    server = DrainingServer(config, drain_seconds=args.drain_seconds)
+    watch = BundleWatch(Path(args.tls_bundle)) if args.tls_bundle else None
+    server = DrainingServer(config, drain_seconds=args.drain_seconds, tls_watch=watch)
     try:
         server.run()
     finally:

@@ -1,0 +1,104 @@
+"""Keep every certificate of a running eco-system fresh: the renewer program.
+
+`league up` issues and renews certificates when it runs, but a leaf lives a day, so
+something must renew it while nobody runs anything. This small process, run by
+supervisord beside the others, reads which certificates the eco-system needs from the
+snapshot `league up` wrote, renews each at two thirds of its life, and sleeps until the
+next one is due. Servers pick the new files up themselves (`kit.serve` watches its
+bundle), so a renewal drops no request.
+
+    python -m sevenleague.pki.renewer --home .league
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._ca import ensure_ca
+from ._edge import ensure_edge_certificate
+from ._inventory import certificate_inventory
+from ._leaf import ensure_leaf
+
+LOG = logging.getLogger("sevenleague.pki.renewer")
+MIN_SLEEP, MAX_SLEEP = 1.0, 300.0
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One certificate the eco-system needs, as the plan describes it."""
+
+    name: str
+    dns_names: tuple[str, ...]
+    ips: tuple[str, ...]
+    edge: bool = False
+    lifetime: float = 86400.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Wanted:
+        return cls(str(data["name"]), tuple(data["dns_names"]), tuple(data["ips"]), bool(data.get("edge")),
+                   float(data.get("lifetime", 86400.0)))
+
+
+def ensure_certificates(pki_dir: Path, ecosystem: str, wanted: Iterable[Wanted],
+                        now: datetime | None = None) -> list[str]:
+    """The CA on first use, then every wanted certificate; names of those issued or renewed."""
+    ca = ensure_ca(pki_dir, ecosystem, now=now)
+    renewed = []
+    for each in wanted:
+        if each.edge:
+            _, changed = ensure_edge_certificate(ca, each.dns_names, each.ips, now=now)
+        else:
+            _, changed = ensure_leaf(ca, each.name, each.dns_names, each.ips,
+                                     lifetime=timedelta(seconds=each.lifetime), now=now)
+        if changed:
+            renewed.append(each.name)
+    return renewed
+
+
+def seconds_until_next_renewal(pki_dir: Path, now: datetime) -> float:
+    """Sleep until the first certificate is due, but never so long that a new one waits."""
+    due = [(info.renew_at - now).total_seconds() for info in certificate_inventory(pki_dir, now)
+           if info.kind != "root"]  # the root is renewed by hand (docs/security.md)
+    return min(MAX_SLEEP, max(MIN_SLEEP, min(due, default=MAX_SLEEP)))
+
+
+def renew_once(home: Path) -> float:
+    """One pass over the snapshot's certificates; returns how long to sleep."""
+    snapshot = json.loads((home / "ecosystem.json").read_text())
+    wanted = [Wanted.from_json(item) for item in snapshot.get("certificates", [])]
+    pki_dir = home / "pki"
+    for name in ensure_certificates(pki_dir, str(snapshot["ecosystem"]), wanted):
+        LOG.info("renewed the certificate of %s", name)
+    return seconds_until_next_renewal(pki_dir, datetime.now(UTC))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sevenleague.pki.renewer", description=__doc__)
+    parser.add_argument("--home", type=Path, required=True, help="the eco-system's state directory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format='{"level":"%(levelname)s","service":"renewer","msg":"%(message)s"}')
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            pause = renew_once(args.home.absolute())
+        except (OSError, ValueError, KeyError) as error:  # a snapshot being rewritten, say
+            LOG.warning("renewal pass failed (%s); trying again shortly", type(error).__name__)
+            pause = MIN_SLEEP * 5
+        stop.wait(pause)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
