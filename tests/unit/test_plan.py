@@ -51,7 +51,7 @@ def test_snapshot_gives_endpoints_with_the_port_offset():
 def test_every_process_gets_a_certificate_request_named_as_the_catalog_names_it():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     requests = {r.name: r for r in plan.certificates}
-    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "identity", "hello-1", "hello-2"}
+    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "hello-1", "hello-2"}
     assert [r.name for r in plan.certificates if r.edge] == ["edge"]
     assert requests["hello-1"].dns_names == ("hello", "hello-1", "localhost")
     assert requests["hello-1"].ips == ("127.0.0.1",)

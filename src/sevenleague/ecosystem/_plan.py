@@ -208,7 +208,6 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
         request("prometheus", spec.prometheus.host),
         request("alertmanager", spec.alertmanager.host),
         request("builds", spec.builds.host),
-        request("identity", spec.identity.host),
     ]
     requests += [request(i.name, i.host, i.service) for i in catalog.instances]
     return requests
