@@ -1,0 +1,277 @@
+"""The admin API under `/api/`: users, service accounts, signing keys, the record of issued tokens.
+
+Every route needs a bearer token this service issued, addressed to `identity`, with
+scope `identity.admin` (which only users with role admin, or a service account given
+it by name, can obtain). The token is checked here with the service's own keys even
+when the kit's gate checked it already: the admin API must stay closed on the day the
+gate is configured differently.
+
+Answers carrying a new password or client secret are `no-store` and show it once; only
+its argon2id hash is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..kit import InvalidToken
+from ._keys import KeyRing
+from ._passwords import new_password
+from ._settings import ADMIN_SCOPE, SERVICE_NAME, IdentityError
+from ._store import IdentityStore
+from ._tokens import TokenMint
+
+MAX_BODY_BYTES = 16 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def problem(status: int, message: str, hint: str = "", headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": message} | ({"hint": hint} if hint else {})
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _challenge(error: str = "", description: str = "") -> dict[str, str]:
+    value = f'Bearer realm="{SERVICE_NAME}"'
+    if error:
+        value += f', error="{error}", error_description="{description}"'
+    return {"WWW-Authenticate": value, "Cache-Control": "no-store"}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise IdentityError("the body must be application/json")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise IdentityError(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise IdentityError("the body is not JSON") from error
+    if not isinstance(data, dict):
+        raise IdentityError("the body must be a JSON object")
+    return data
+
+
+def _strings(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise IdentityError(f"{key} must be a list of strings")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise IdentityError(f"{key} must be a string")
+    return value
+
+
+class AdminApi:
+    def __init__(self, store: IdentityStore, mint: TokenMint, keys: KeyRing) -> None:
+        self.store = store
+        self.mint = mint
+        self.keys = keys
+
+    def guarded(self, handler: Handler) -> Handler:
+        """`handler`, answered only for an admin's token; malformed input answers 400, never 500."""
+
+        async def endpoint(request: Request) -> Response:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
+            try:
+                return await handler(request)
+            except IdentityError as error:
+                return problem(400 if "exists already" not in error.message else 409, error.message,
+                               error.hint or "")
+
+        endpoint.__doc__ = handler.__doc__
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    def _refusal(self, request: Request) -> Response | None:
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return problem(401, "this route needs a bearer token with scope identity.admin",
+                           "league login, then retry", headers=_challenge())
+        try:
+            claims = self.mint.verify(token.strip(), audience=SERVICE_NAME)
+        except InvalidToken as error:
+            return problem(401, error.reason, headers=_challenge("invalid_token", error.reason))
+        if ADMIN_SCOPE not in claims["scope"].split():
+            return problem(403, f"this route needs scope {ADMIN_SCOPE}",
+                           headers=_challenge("insufficient_scope", f"needs {ADMIN_SCOPE}"))
+        return None
+
+    # --- users --------------------------------------------------------------------------------------
+
+    async def list_users(self, request: Request) -> Response:
+        """
+        summary: Every user (never a password hash).
+        responses:
+          200: {description: "{users: [user, ...]}"}
+          401: {description: no valid admin token}
+        """
+        users = await asyncio.to_thread(self.store.users)
+        return JSONResponse({"users": [user.to_json() for user in users]})
+
+    async def add_user(self, request: Request) -> Response:
+        """
+        summary: Add a user; without a password, one is made and shown once.
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [username]
+                properties:
+                  username: {type: string}
+                  name: {type: string}
+                  roles: {type: array, items: {type: string, enum: [viewer, developer, operator, admin]}}
+                  password: {type: string, minLength: 12}
+        responses:
+          201: {description: "{user, password?}"}
+          400: {description: the body is malformed}
+          409: {description: the username is taken}
+        """
+        data = await _json_object(request)
+        username = _text(data, "username")
+        given = data.get("password")
+        if given is not None and not isinstance(given, str):
+            raise IdentityError("password must be a string")
+        password = given or new_password()
+        user = await asyncio.to_thread(self.store.add_user, username, password,
+                                       _strings(data, "roles") or ["viewer"], _text(data, "name"))
+        body: dict[str, Any] = {"user": user.to_json()}
+        if given is None:
+            body["password"] = password
+        return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+    async def disable_user(self, request: Request) -> Response:
+        """
+        summary: Disable a user; tokens already issued expire within their short life.
+        responses:
+          200: {description: the user}
+          400: {description: no such user}
+        """
+        user = await asyncio.to_thread(self.store.set_disabled, request.path_params["username"], True)
+        return JSONResponse(user.to_json())
+
+    async def enable_user(self, request: Request) -> Response:
+        """
+        summary: Enable a disabled user.
+        responses:
+          200: {description: the user}
+          400: {description: no such user}
+        """
+        user = await asyncio.to_thread(self.store.set_disabled, request.path_params["username"], False)
+        return JSONResponse(user.to_json())
+
+    async def unlock_user(self, request: Request) -> Response:
+        """
+        summary: Lift a lockout after failed logins before it ends by itself.
+        responses:
+          200: {description: the user}
+          400: {description: no such user}
+        """
+        user = await asyncio.to_thread(self.store.unlock, request.path_params["username"])
+        return JSONResponse(user.to_json())
+
+    # --- service accounts -----------------------------------------------------------------------------
+
+    async def list_service_accounts(self, request: Request) -> Response:
+        """
+        summary: Every service account (never a secret).
+        responses:
+          200: {description: "{service_accounts: [account, ...]}"}
+        """
+        accounts = await asyncio.to_thread(self.store.service_accounts)
+        return JSONResponse({"service_accounts": [account.to_json() for account in accounts]})
+
+    async def add_service_account(self, request: Request) -> Response:
+        """
+        summary: Add a service account; its client secret is in this answer only.
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [name]
+                properties:
+                  name: {type: string, description: the service's name; client_id and audience}
+                  scopes: {type: array, items: {type: string}}
+                  audiences: {type: array, items: {type: string}}
+                  description: {type: string}
+        responses:
+          201: {description: "{service_account, client_id, client_secret}"}
+          400: {description: the body is malformed}
+          409: {description: the name is taken}
+        """
+        data = await _json_object(request)
+        account, secret = await asyncio.to_thread(
+            lambda: self.store.add_service_account(
+                _text(data, "name"), scopes=_strings(data, "scopes"), audiences=_strings(data, "audiences"),
+                description=_text(data, "description")))
+        return JSONResponse({"service_account": account.to_json(), "client_id": account.client_id,
+                             "client_secret": secret}, status_code=201, headers=NO_STORE)
+
+    # --- keys and the record ---------------------------------------------------------------------------
+
+    async def list_keys(self, request: Request) -> Response:
+        """
+        summary: The signing keys with their state (announced, signing, retired) and dates.
+        responses:
+          200: {description: "{keys: [...]}"}
+        """
+        self.keys.prune()
+        return JSONResponse({"keys": [status.to_json() for status in self.keys.status()]})
+
+    async def rotate_key(self, request: Request) -> Response:
+        """
+        summary: Announce a new signing key; it signs after the grace period.
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  grace_seconds: {type: number, minimum: 0, description: default from the service's settings}
+        responses:
+          201: {description: the new key's kid and when it starts signing}
+          400: {description: the body is malformed}
+        """
+        data = await _json_object(request) if await request.body() else {}
+        grace = data.get("grace_seconds")
+        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int | float)
+                                  or not 0 <= grace <= 7 * 86400):
+            raise IdentityError("grace_seconds must be a number of seconds from 0 to 604800")
+        key = await asyncio.to_thread(self.keys.rotate, None if grace is None else float(grace))
+        return JSONResponse({"kid": key.kid, "signs_from": key.signs_from}, status_code=201)
+
+    async def issued_tokens(self, request: Request) -> Response:
+        """
+        summary: The record of issued tokens (ids, subjects, audiences, expiry; never a token), newest first.
+        parameters:
+          - {name: sub, in: query, required: false, schema: {type: string}}
+          - {name: limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 1000}}
+        responses:
+          200: {description: "{tokens: [...]}"}
+          400: {description: a parameter is malformed}
+        """
+        raw_limit = request.query_params.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            raise IdentityError("limit must be a whole number from 1 to 1000")
+        tokens = await asyncio.to_thread(self.store.issued_tokens, request.query_params.get("sub"),
+                                         int(raw_limit))
+        return JSONResponse({"tokens": [token.to_json() for token in tokens]})
