@@ -64,7 +64,7 @@ def test_up_refuses_ports_taken_by_another_program_and_starts_nothing(tmp_path):
     from sevenleague.testing import free_port_offset
 
     (tmp_path / "ecosystem.toml").write_text(MINIMAL_CATALOG)
-    offset = free_port_offset([8080, 8404, 9090, 9093, 8001, 8002])
+    offset = free_port_offset([8080, 8404, 9090, 9093, 9300, 9400, 8001, 8002])
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 8080 + offset))
         squatter.listen()
@@ -82,7 +82,7 @@ def test_up_names_an_app_that_cannot_start_and_down_cleans_up(tmp_path):
 
     (tmp_path / "ecosystem.toml").write_text(
         MINIMAL_CATALOG.replace('app = "hello.app:app"', 'app = "no_such_module:app"'))
-    offset = str(free_port_offset([8080, 8404, 9090, 9093, 8001, 8002]))
+    offset = str(free_port_offset([8080, 8404, 9090, 9093, 9300, 9400, 8001, 8002]))
     home = tmp_path / "state"
     try:
         done = league("up", home=home, cwd=tmp_path, LEAGUE_PORT_OFFSET=offset)

@@ -38,7 +38,7 @@ def test_status_json_shows_every_process_and_instance_healthy(ecosystem):
     offset = ecosystem.offset
     assert {p["name"]: p["port"] for p in status["processes"]} == {
         "haproxy": 8080 + offset, "prometheus": 9090 + offset, "alertmanager": 9093 + offset,
-        "builds": 9300 + offset}
+        "builds": 9300 + offset, "identity": 9400 + offset}
     assert [(i["name"], i["port"], i["ready"], i["edge"]) for i in status["instances"]] == [
         ("hello-1", 8001 + offset, True, "UP"), ("hello-2", 8002 + offset, True, "UP")]
     assert all(p["state"] == "RUNNING" and p["pid"] > 0 for p in status["processes"])
@@ -149,3 +149,15 @@ def test_instances_answer_only_https_verified_by_the_eco_systems_ca(ecosystem):
     with pytest.raises(ssl.SSLCertVerificationError):
         stranger.request("GET", "/healthz")
     stranger.close()
+
+
+def test_the_identity_service_runs_publishes_its_keys_and_made_the_first_admin(ecosystem):
+    issuer = ecosystem.endpoints["identity"]
+    discovery = json.loads(http_request(issuer + "/.well-known/openid-configuration").body)
+    assert discovery["issuer"] == issuer
+    keys = json.loads(http_request(discovery["jwks_uri"]).body)["keys"]
+    assert keys and all("d" not in key for key in keys)  # public halves only
+    password_file = ecosystem.home / "identity" / "admin-password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    said = ecosystem.league("up").stdout
+    assert str(password_file) in said and password_file.read_text().strip() not in said

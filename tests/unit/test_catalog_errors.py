@@ -130,7 +130,7 @@ def test_port_offset_beyond_the_last_port_is_refused(write_catalog):
     with pytest.raises(CatalogError) as raised:
         load_catalog(write_catalog(MINIMAL_CATALOG), port_offset=60000)
     assert raised.value.lines()[-1].endswith(
-        "LEAGUE_PORT_OFFSET: offset 60000 puts port 9300 at 69300 (hint: use an offset from 0 to 56235)")
+        "LEAGUE_PORT_OFFSET: offset 60000 puts port 9400 at 69400 (hint: use an offset from 0 to 56135)")
 
 
 def test_valid_catalog_validates(write_catalog, monkeypatch, capsys):

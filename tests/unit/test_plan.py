@@ -12,7 +12,7 @@ from .test_renderers import LAYOUT, TOOLS
 def test_plan_runs_the_platform_and_every_instance():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     assert [p.name for p in plan.programs] == [
-        "haproxy", "prometheus", "alertmanager", "builds", "renewer", "hello-1", "hello-2"]
+        "haproxy", "prometheus", "alertmanager", "builds", "identity", "renewer", "hello-1", "hello-2"]
     hello = next(p for p in plan.programs if p.name == "hello-1")
     assert hello.argv[:4] == ("/opt/venv/bin/python", "-m", "sevenleague.kit.serve", "hello.app:app")
     assert "--port" in hello.argv and hello.argv[hello.argv.index("--port") + 1] == "8001"
@@ -51,7 +51,7 @@ def test_snapshot_gives_endpoints_with_the_port_offset():
 def test_every_process_gets_a_certificate_request_named_as_the_catalog_names_it():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     requests = {r.name: r for r in plan.certificates}
-    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "hello-1", "hello-2"}
+    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "identity", "hello-1", "hello-2"}
     assert [r.name for r in plan.certificates if r.edge] == ["edge"]
     assert requests["hello-1"].dns_names == ("hello", "hello-1", "localhost")
     assert requests["hello-1"].ips == ("127.0.0.1",)

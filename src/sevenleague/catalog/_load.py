@@ -30,6 +30,7 @@ def _with_port_offset(spec: CatalogSpec, offset: int) -> CatalogSpec:
         "prometheus": spec.prometheus.model_copy(update={"port": spec.prometheus.port + offset}),
         "alertmanager": spec.alertmanager.model_copy(update={"port": spec.alertmanager.port + offset}),
         "builds": spec.builds.model_copy(update={"port": spec.builds.port + offset}),
+        "identity": spec.identity.model_copy(update={"port": spec.identity.port + offset}),
         "services": {
             name: service.model_copy(update={"port": service.port + offset})
             for name, service in spec.services.items()

@@ -93,6 +93,15 @@ class BuildsSpec(_Section):
     )
 
 
+class IdentitySpec(_Section):
+    host: Name = Field("local", description="Host that runs the identity service (OIDC provider).")
+    port: Port = Field(9400, description="Port of the identity service: discovery, JWKS, tokens, login.")
+    token_lifetime: Duration = Field(
+        600.0,
+        description='How long an access token is valid, e.g. "10m": short, so a leaked one soon expires.',
+    )
+
+
 class PkiSpec(_Section):
     leaf_lifetime: Duration = Field(
         86400.0, ge=10.0, le=86400.0,
@@ -137,6 +146,7 @@ class CatalogSpec(_Section):
     prometheus: PrometheusSpec
     alertmanager: AlertmanagerSpec
     builds: BuildsSpec = Field(BuildsSpec(), description="The build service and the apt repository.")
+    identity: IdentitySpec = Field(IdentitySpec(), description="The identity service (OIDC provider).")
     pki: PkiSpec = Field(PkiSpec(), description="The eco-system's CA and the certificates it issues.")
     services: dict[Name, ServiceSpec] = Field(
         default_factory=dict, description="The apps this eco-system runs, by name."

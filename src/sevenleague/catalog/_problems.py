@@ -248,7 +248,7 @@ def reference_problems(spec: CatalogSpec, text: str) -> list[Problem]:
     for env_name, env in spec.environments.items():
         for i, host in enumerate(env.hosts):
             check_host(host, ("environments", env_name, "hosts", i))
-    for section in ("edge", "prometheus", "alertmanager", "builds"):
+    for section in ("edge", "prometheus", "alertmanager", "builds", "identity"):
         check_host(getattr(spec, section).host, (section, "host"))
     routes: dict[str, str] = {}
     for name, service in spec.services.items():
@@ -294,6 +294,7 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
     claim(spec.alertmanager.host, spec.alertmanager.port, "alertmanager.port",
           ("alertmanager", "port"), "pick a free port")
     claim(spec.builds.host, spec.builds.port, "builds.port", ("builds", "port"), "pick a free port")
+    claim(spec.identity.host, spec.identity.port, "identity.port", ("identity", "port"), "pick a free port")
     for name, service in spec.services.items():
         for i, port in enumerate(instance_ports(service)):
             host = service.hosts[i % len(service.hosts)]
@@ -307,7 +308,8 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
 
 def offset_problems(spec: CatalogSpec, offset: int) -> list[Problem]:
     highest = max(
-        [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port, spec.builds.port]
+        [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port, spec.builds.port,
+         spec.identity.port]
         + [max(instance_ports(s)) for s in spec.services.values()]
     )
     if offset < 0 or highest + offset > 65535:

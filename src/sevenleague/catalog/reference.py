@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 from ._duration import format_duration
 from ._model import NAME_RULE, CatalogSpec
 
-DURATION_FIELDS = {"scrape_interval", "retention", "interval", "leaf_lifetime"}
+DURATION_FIELDS = {"scrape_interval", "retention", "interval", "token_lifetime", "leaf_lifetime"}
 
 SECTIONS = [
     ("[ecosystem]", "ecosystem"),
@@ -33,6 +33,7 @@ SECTIONS = [
     ("[services.NAME.build]", "gates"),
     ("[builds]", "builds"),
     ("[builds.gates]", "gates"),
+    ("[identity]", "identity"),
     ("[pki]", "pki"),
 ]
 

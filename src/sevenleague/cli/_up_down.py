@@ -69,6 +69,10 @@ def run_up(catalog_path: Path, console: Console, timeout: float) -> int:
             raise
     console.print(status_table(status))
     console.print(endpoints_table(status.endpoints))
+    first_admin = layout.home / "identity" / "admin-password"
+    if first_admin.exists():
+        console.print(f"the first admin's one-time password is in {first_admin} (0600): sign in as admin, "
+                      "create your own admin user, then delete the file", highlight=False)
     console.print(f"all healthy in {time.monotonic() - started:.1f}s; "
                   "`league status` to look again, `league down` to stop", highlight=False)
     return 0

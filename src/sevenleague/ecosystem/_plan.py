@@ -99,6 +99,26 @@ def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> li
     return programs
 
 
+def identity_url(catalog: Catalog) -> str:
+    return _url(catalog.address_of(catalog.spec.identity.host), catalog.spec.identity.port, "")
+
+
+def identity_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
+    """The OIDC provider: a kit app like the others, its keys and users under the state directory."""
+    spec = catalog.spec.identity
+    return Program(
+        name="identity",
+        argv=(str(tools.python), "-m", "sevenleague.kit.serve", "sevenleague.identity.service:app",
+              "--host", catalog.address_of(spec.host), "--port", str(spec.port),
+              "--drain-seconds", "0", "--graceful-seconds", "5",
+              "--service", "identity", "--instance", "identity-1"),
+        environment={"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": "identity",
+                     "LEAGUE_INSTANCE": "identity-1", "LEAGUE_OIDC_ISSUER": identity_url(catalog),
+                     "LEAGUE_IDENTITY_TOKEN_LIFETIME": str(int(spec.token_lifetime))},
+        stop_timeout=20,
+    )
+
+
 def renewer_program(layout: StateLayout, tools: Tools) -> Program:
     """Renews every certificate at two thirds of its life while the eco-system runs."""
     return Program(name="renewer", argv=(str(tools.python), "-m", "sevenleague.pki.renewer",
@@ -150,6 +170,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
             "haproxy_stats": _url(edge, spec.edge.stats_port, "/stats"),
             "builds": builds_url(catalog),
             "apt": builds_url(catalog) + "/apt/",
+            "identity": identity_url(catalog),
         },
         "processes": [
             {"name": "haproxy", "port": spec.edge.port, "probe": {"tcp": [edge, spec.edge.port]}},
@@ -158,6 +179,8 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
             {"name": "alertmanager", "port": spec.alertmanager.port,
              "probe": {"http": _url(am, spec.alertmanager.port, "/-/ready")}},
             {"name": "builds", "port": spec.builds.port, "probe": {"http": builds_url(catalog) + "/readyz"}},
+            {"name": "identity", "port": spec.identity.port,
+             "probe": {"http": identity_url(catalog) + "/readyz"}},
         ],
         "instances": [
             {
@@ -180,6 +203,7 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
         Listen(catalog.address_of(spec.prometheus.host), spec.prometheus.port, "prometheus.port"),
         Listen(catalog.address_of(spec.alertmanager.host), spec.alertmanager.port, "alertmanager.port"),
         Listen(catalog.address_of(spec.builds.host), spec.builds.port, "builds.port"),
+        Listen(catalog.address_of(spec.identity.host), spec.identity.port, "identity.port"),
         *(Listen(i.address, i.port, f"services.{i.service}.port ({i.name})") for i in catalog.instances),
     ]
 
@@ -208,6 +232,7 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
         request("prometheus", spec.prometheus.host),
         request("alertmanager", spec.alertmanager.host),
         request("builds", spec.builds.host),
+        request("identity", spec.identity.host),
     ]
     requests += [request(i.name, i.host, i.service) for i in catalog.instances]
     return requests
@@ -232,6 +257,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
         Program("alertmanager", alertmanager_argv(tools.alertmanager, catalog, layout.alertmanager),
                 stop_timeout=10),
         builds_program(catalog, layout, tools),
+        identity_program(catalog, layout, tools),
         renewer_program(layout, tools),
     ]
     listens = plan_listens(catalog)

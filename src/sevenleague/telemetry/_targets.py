@@ -41,6 +41,7 @@ def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
         platform("alertmanager", spec.alertmanager.host, spec.alertmanager.port),
         platform("haproxy", spec.edge.host, spec.edge.stats_port),
         platform("builds", spec.builds.host, spec.builds.port),
+        platform("identity", spec.identity.host, spec.identity.port),
     ]
     for service in spec.services:
         targets = tuple(

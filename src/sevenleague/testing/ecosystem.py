@@ -25,7 +25,7 @@ def catalog_ports(catalog_path: Path) -> list[int]:
     catalog = load_catalog(catalog_path)
     spec = catalog.spec
     return [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port,
-            spec.builds.port] + [i.port for i in catalog.instances]
+            spec.builds.port, spec.identity.port] + [i.port for i in catalog.instances]
 
 
 @dataclass
