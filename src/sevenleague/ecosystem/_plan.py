@@ -104,19 +104,12 @@ def identity_url(catalog: Catalog) -> str:
 
 
 def identity_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
-    """The OIDC provider: a kit app like the others, its keys and users under the state directory."""
+    """The OIDC provider: its keys and users under the state directory."""
     spec = catalog.spec.identity
-    return Program(
-        name="identity",
-        argv=(str(tools.python), "-m", "sevenleague.kit.serve", "sevenleague.identity.service:app",
-              "--host", catalog.address_of(spec.host), "--port", str(spec.port),
-              "--drain-seconds", "0", "--graceful-seconds", "5",
-              "--service", "identity", "--instance", "identity-1"),
-        environment={"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": "identity",
-                     "LEAGUE_INSTANCE": "identity-1", "LEAGUE_OIDC_ISSUER": identity_url(catalog),
-                     "LEAGUE_IDENTITY_TOKEN_LIFETIME": str(int(spec.token_lifetime))},
-        stop_timeout=20,
-    )
+    return platform_service("identity", "sevenleague.identity.service:app", catalog.address_of(spec.host),
+                            spec.port, layout, tools,
+                            {"LEAGUE_OIDC_ISSUER": identity_url(catalog),
+                             "LEAGUE_IDENTITY_TOKEN_LIFETIME": str(int(spec.token_lifetime))})
 
 
 def renewer_program(layout: StateLayout, tools: Tools) -> Program:
@@ -133,21 +126,27 @@ def builds_url(catalog: Catalog) -> str:
     return _url(catalog.address_of(catalog.spec.builds.host), catalog.spec.builds.port, "")
 
 
-def builds_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
-    """The build service: a kit app like any other, its data under the state directory."""
-    spec = catalog.spec.builds
-    environment = {"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": "builds", "LEAGUE_INSTANCE": "builds-1"}
-    if layout.builds.cache != layout.builds.root / "cache":
-        environment[CACHE_ENV] = str(layout.builds.cache)
+def platform_service(name: str, app: str, address: str, port: int, layout: StateLayout, tools: Tools,
+                     environment: dict[str, str]) -> Program:
+    """A platform service is a kit app like any other, one instance, its data under the state directory."""
     return Program(
-        name="builds",
-        argv=(str(tools.python), "-m", "sevenleague.kit.serve", "sevenleague.build.service:app",
-              "--host", catalog.address_of(spec.host), "--port", str(spec.port),
+        name=name,
+        argv=(str(tools.python), "-m", "sevenleague.kit.serve", app, "--host", address, "--port", str(port),
               "--drain-seconds", "0", "--graceful-seconds", "5",
-              "--service", "builds", "--instance", "builds-1"),
-        environment=environment,
+              "--service", name, "--instance", f"{name}-1"),
+        environment={"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": f"{name}-1",
+                     **environment},
         stop_timeout=20,
     )
+
+
+def builds_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
+    """The build service: queue, pipeline, artifacts and the apt repository."""
+    spec = catalog.spec.builds
+    shared_cache = layout.builds.cache != layout.builds.root / "cache"
+    return platform_service("builds", "sevenleague.build.service:app", catalog.address_of(spec.host),
+                            spec.port, layout, tools,
+                            {CACHE_ENV: str(layout.builds.cache)} if shared_cache else {})
 
 
 def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
