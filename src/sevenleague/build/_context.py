@@ -46,6 +46,7 @@ class BuildContext:
     app_wheel: Path = Path()
     deb: Path | None = None
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commit: dict[str, str] = field(default_factory=dict)  # sha, author, email, date, subject
 
     @property
     def cache(self) -> BuildCache:

@@ -34,7 +34,7 @@ def step_docs(ctx: BuildContext) -> str:
 def deb_spec(ctx: BuildContext, wheels: list[Path]) -> DebSpec:
     """Name, version and maintainer from the project and the commit; the rest from the wheels."""
     project = ctx.needs_project
-    commit = ctx.store.get(ctx.build.id).record.get("commit_info", {})
+    commit = ctx.commit
     maintainer = f"{commit.get('author') or 'sevenleague'} <{commit.get('email') or 'root@localhost'}>"
     summary = project.description.splitlines()[0].rstrip(".")[:70] or f"The {project.name} service"
     return deb_spec_for_wheels(

@@ -29,7 +29,8 @@ def step_checkout(ctx: BuildContext) -> str:
     log_format = "--format=%H%x00%an%x00%ae%x00%aI%x00%s"
     fields = _git(repo, "log", "-1", log_format, ctx.build.commit).strip()
     sha, author, email, date, subject = fields.split("\0")
-    ctx.record(commit_info={"sha": sha, "author": author, "email": email, "date": date, "subject": subject})
+    ctx.commit = {"sha": sha, "author": author, "email": email, "date": date, "subject": subject}
+    ctx.record(commit_info=ctx.commit)
     archive = ctx.work / "source.tar"
     _git(repo, "archive", "--format=tar", "-o", str(archive), sha)
     ctx.checkout.mkdir(parents=True)

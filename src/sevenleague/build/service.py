@@ -21,11 +21,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
-from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__, kit
 from ..catalog._model import NAME_PATTERN
+from ..kit.api import api_schemas, openapi_route, problem
 from ._apt_repo import apt_static_app
 from ._paths import BuildPaths
 from ._settings import read_settings
@@ -34,9 +34,7 @@ from ._worker import BuildWorker, log_slice
 
 HOME_ENV = "LEAGUE_HOME"
 
-schemas = SchemaGenerator(
-    {"openapi": "3.0.0", "info": {"title": "sevenleague builds", "version": __version__}}
-)
+schemas = api_schemas("sevenleague builds", __version__)
 
 
 class _State:
@@ -46,11 +44,6 @@ class _State:
 
 
 state = _State()
-
-
-def _problem(status: int, message: str, hint: str = "") -> JSONResponse:
-    body = {"error": message} | ({"hint": hint} if hint else {})
-    return JSONResponse(body, status_code=status)
 
 
 def _build_id(request: Request) -> int:
@@ -70,7 +63,7 @@ async def list_builds(request: Request) -> Response:
     service = request.query_params.get("service") or None
     raw_limit = request.query_params.get("limit", "50")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
-        return _problem(400, f"limit={raw_limit!r} must be a whole number from 1 to 500")
+        return problem(400, f"limit={raw_limit!r} must be a whole number from 1 to 500")
     builds = state.store.list(service, int(raw_limit))
     return JSONResponse({"builds": [b.to_json() for b in builds]})
 
@@ -102,22 +95,22 @@ async def queue_build(request: Request) -> Response:
     try:
         body: Any = json.loads(await request.body() or b"{}")
     except json.JSONDecodeError as error:
-        return _problem(400, f"the body is not JSON: {error}")
+        return problem(400, f"the body is not JSON: {error}")
     if not isinstance(body, dict):
-        return _problem(400, "the body must be a JSON object", 'e.g. {"service": "hello", "ref": "main"}')
+        return problem(400, "the body must be a JSON object", 'e.g. {"service": "hello", "ref": "main"}')
     service, ref, by = body.get("service"), body.get("ref") or "HEAD", body.get("requested_by", "")
     if not isinstance(service, str) or not service:
-        return _problem(400, "service is required", 'e.g. {"service": "hello"}')
+        return problem(400, "service is required", 'e.g. {"service": "hello"}')
     if not re.match(NAME_PATTERN, service):
-        return _problem(400, f"{service!r} is not a service name", "lowercase letters, digits and '-'")
+        return problem(400, f"{service!r} is not a service name", "lowercase letters, digits and '-'")
     if not isinstance(ref, str) or not isinstance(by, str) or ref.startswith("-"):
-        return _problem(400, "ref and requested_by must be strings (and ref not an option)")
+        return problem(400, "ref and requested_by must be strings (and ref not an option)")
     repo = state.paths.repos / f"{service}.git"
     if not repo.is_dir():
-        return _problem(404, f"no repository for {service!r}", f"league repo create {service}")
+        return problem(404, f"no repository for {service!r}", f"league repo create {service}")
     commit = _resolve(repo, ref)
     if not commit:
-        return _problem(404, f"{ref!r} is not a commit in {service}'s repository",
+        return problem(404, f"{ref!r} is not a commit in {service}'s repository",
                         "push it first, or name a branch, tag or commit that exists")
     build = state.store.enqueue(service=service, repo=str(repo), ref=ref, commit=commit, requested_by=by)
     state.worker.wake()
@@ -133,7 +126,7 @@ async def show_build(request: Request) -> Response:
     """
     build = state.store.find(_build_id(request))
     if build is None:
-        return _problem(404, f"no build {_build_id(request)}", "league builds lists them")
+        return problem(404, f"no build {_build_id(request)}", "league builds lists them")
     return JSONResponse(build.to_json())
 
 
@@ -149,10 +142,10 @@ async def build_log(request: Request) -> Response:
     """
     build = state.store.find(_build_id(request))
     if build is None:
-        return _problem(404, f"no build {_build_id(request)}", "league builds lists them")
+        return problem(404, f"no build {_build_id(request)}", "league builds lists them")
     raw = request.query_params.get("offset", "0")
     if not raw.isdigit():
-        return _problem(400, f"offset={raw!r} must be a whole number of bytes")
+        return problem(400, f"offset={raw!r} must be a whole number of bytes")
     text, next_offset = log_slice(Path(build.record.get("log", "/nonexistent")), int(raw))
     return PlainTextResponse(text, headers={"X-Next-Offset": str(next_offset), "X-Build-State": build.state})
 
@@ -167,15 +160,10 @@ async def cancel_build(request: Request) -> Response:
     """
     build = state.store.find(_build_id(request))
     if build is None:
-        return _problem(404, f"no build {_build_id(request)}")
+        return problem(404, f"no build {_build_id(request)}")
     if not state.worker.cancel(build.id):
-        return _problem(409, f"build {build.id} already {build.state}")
+        return problem(409, f"build {build.id} already {build.state}")
     return JSONResponse(state.store.get(build.id).to_json())
-
-
-async def openapi(request: Request) -> Response:
-    """The API description as JSON, which every OpenAPI tool reads (Starlette's own answer is YAML)."""
-    return JSONResponse(schemas.get_schema(routes=request.app.routes))
 
 
 @asynccontextmanager
@@ -217,7 +205,7 @@ routes = [
     Route("/api/builds/{build_id:int}", show_build, methods=["GET"]),
     Route("/api/builds/{build_id:int}/log", build_log, methods=["GET"]),
     Route("/api/builds/{build_id:int}/cancel", cancel_build, methods=["POST"]),
-    Route("/openapi.json", openapi, include_in_schema=False),
+    openapi_route(schemas),
     Mount("/apt", app=_LazyStatic("apt")),
     Mount("/artifacts", app=_LazyStatic("artifacts")),
 ]

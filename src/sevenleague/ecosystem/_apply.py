@@ -159,9 +159,9 @@ def reload_haproxy(host: LocalHost, layout: StateLayout, timeout: float = 15.0) 
 def prepare_certificates(pki_dir: Path, ecosystem: str,
                          requests: tuple[CertificateRequest, ...]) -> list[str]:
     """The CA on first use, then every certificate the plan asks for; names of those (re)issued."""
-    from ..pki.renewer import Wanted, ensure_certificates
+    from ..pki.renewer import ensure_certificates
 
-    return ensure_certificates(pki_dir, ecosystem, [Wanted.from_json(r.to_json()) for r in requests])
+    return ensure_certificates(pki_dir, ecosystem, requests)
 
 
 def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:

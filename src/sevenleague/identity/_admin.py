@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..kit import InvalidToken
+from ..kit.api import problem
 from ._keys import KeyRing
 from ._passwords import new_password
 from ._settings import ADMIN_SCOPE, SERVICE_NAME, IdentityError
@@ -30,11 +31,6 @@ from ._tokens import TokenMint
 MAX_BODY_BYTES = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def problem(status: int, message: str, hint: str = "", headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": message} | ({"hint": hint} if hint else {})
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _challenge(error: str = "", description: str = "") -> dict[str, str]:

@@ -25,9 +25,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.schemas import SchemaGenerator
 
 from .. import __version__, kit
+from ..kit.api import api_schemas, openapi_route
 from ._admin import AdminApi
 from ._keys import ALGORITHM, KeyRing
 from ._login_form import LoginForm
@@ -49,9 +49,8 @@ JWKS_CACHE_SECONDS = 300  # the default key grace period (900 s) is three of the
 Handler = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger("sevenleague.identity")
-schemas = SchemaGenerator(
-    {"openapi": "3.0.0", "info": {"title": "sevenleague identity", "version": __version__}}
-)
+
+schemas = api_schemas("sevenleague identity", __version__)
 
 
 class _State:
@@ -167,11 +166,6 @@ def _doc(text: str) -> Callable[..., Any]:
     return holder
 
 
-async def openapi(request: Request) -> Response:
-    """The API description as JSON, which every OpenAPI tool reads (Starlette's own answer is YAML)."""
-    return JSONResponse(schemas.get_schema(routes=request.app.routes))
-
-
 def _handlers(settings: IdentitySettings, keys: KeyRing, store: IdentityStore) -> dict[str, Handler]:
     mint = TokenMint(keys, settings.issuer, settings.token_lifetime)
     oauth = OAuthEndpoints(store, mint, settings)
@@ -250,7 +244,7 @@ routes = [
     Route("/api/keys", _late("list_keys", AdminApi.list_keys), methods=["GET"]),
     Route("/api/keys/rotate", _late("rotate_key", AdminApi.rotate_key), methods=["POST"]),
     Route("/api/tokens", _late("issued_tokens", AdminApi.issued_tokens), methods=["GET"]),
-    Route("/openapi.json", openapi, include_in_schema=False),
+    openapi_route(schemas),
 ]
 
 ACCESS: dict[str, kit.Access] = {

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ._ca import ensure_ca
 from ._edge import ensure_edge_certificate
@@ -31,6 +31,21 @@ from ._leaf import ensure_leaf
 
 LOG = logging.getLogger("sevenleague.pki.renewer")
 MIN_SLEEP, MAX_SLEEP = 1.0, 300.0
+
+
+class CertificateWanted(Protocol):
+    """What the plan's certificate requests and the snapshot's entries both say."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dns_names(self) -> tuple[str, ...]: ...
+    @property
+    def ips(self) -> tuple[str, ...]: ...
+    @property
+    def edge(self) -> bool: ...
+    @property
+    def lifetime(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ class Wanted:
                    float(data.get("lifetime", 86400.0)))
 
 
-def ensure_certificates(pki_dir: Path, ecosystem: str, wanted: Iterable[Wanted],
+def ensure_certificates(pki_dir: Path, ecosystem: str, wanted: Iterable[CertificateWanted],
                         now: datetime | None = None) -> list[str]:
     """The CA on first use, then every wanted certificate; names of those issued or renewed."""
     ca = ensure_ca(pki_dir, ecosystem, now=now)

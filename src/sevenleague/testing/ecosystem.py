@@ -17,15 +17,14 @@ from typing import Any
 
 from ..catalog import load_catalog
 from ..ecosystem import StateLayout, read_snapshot
+from ..ecosystem._plan import plan_listens
 from ..hosts import LocalHost, pid_alive
 from . import free_port_offset
 
 
 def catalog_ports(catalog_path: Path) -> list[int]:
-    catalog = load_catalog(catalog_path)
-    spec = catalog.spec
-    return [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port,
-            spec.builds.port, spec.identity.port] + [i.port for i in catalog.instances]
+    """Every port `league up` would listen on, as the plan lists them."""
+    return [listen.port for listen in plan_listens(load_catalog(catalog_path))]
 
 
 @dataclass
