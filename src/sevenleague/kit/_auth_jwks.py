@@ -28,6 +28,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet, import_key
 
 from ._auth import Fetch
+from ._tls import client_context
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 MAX_DOCUMENT_BYTES = 256 * 1024
@@ -49,7 +50,8 @@ def fetch_json(url: str, timeout: float) -> dict[str, Any]:
     headers = {"Accept": "application/json", "User-Agent": "sevenleague-kit"}
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked above)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout,  # noqa: S310
+                                    context=client_context()) as response:
             body = response.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as error:
         raise JwksUnavailable(f"{url}: {error}") from error

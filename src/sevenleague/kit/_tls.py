@@ -8,11 +8,32 @@ to the next handshake: no restart, no drain, no failed request.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import ssl
 from pathlib import Path
 
 LOG = logging.getLogger("sevenleague.kit")
+
+# The eco-system's CA certificate: what every outgoing https call of a kit process trusts.
+CA_FILE_ENV = "LEAGUE_CA_FILE"
+
+
+@functools.lru_cache(maxsize=8)
+def _context_for(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def client_context(ca_file: str | Path | None = None) -> ssl.SSLContext | None:
+    """A verifying TLS context for calls inside the eco-system: its own CA, not the system's.
+
+    None when no CA is named (argument or `LEAGUE_CA_FILE`): the caller then uses the
+    system's trust store, which is right for addresses outside the eco-system. The
+    context is made once per CA file: building one reads and parses the file.
+    """
+    chosen = ca_file if ca_file is not None else os.environ.get(CA_FILE_ENV, "").strip()
+    return _context_for(str(chosen)) if chosen else None
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int]:

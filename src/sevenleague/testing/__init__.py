@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -73,9 +74,17 @@ class Response:
 
 
 def http_request(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
-                 body: bytes | None = None, timeout: float = 5.0) -> Response:
+                 body: bytes | None = None, timeout: float = 5.0,
+                 ca_file: str | Path | None = None) -> Response:
+    """One request; an https URL is verified against `ca_file` (the eco-system's CA) when given."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        connection = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout,
+                                                 context=context)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         path = parts.path or "/"
         if parts.query:
@@ -88,12 +97,13 @@ def http_request(url: str, *, method: str = "GET", headers: Mapping[str, str] | 
         connection.close()
 
 
-def wait_for_http(url: str, *, timeout: float = 20.0, status: int = 200) -> None:
+def wait_for_http(url: str, *, timeout: float = 20.0, status: int = 200,
+                  ca_file: str | Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            response = http_request(url, timeout=1.0)
+            response = http_request(url, timeout=1.0, ca_file=ca_file)
             if response.status == status:
                 return
             last = f"HTTP {response.status}"
@@ -135,8 +145,13 @@ class ServedApp:
 @contextlib.contextmanager
 def serve_app(app: str, log_dir: Path, *, port: int | None = None, drain_seconds: float = 0.3,
               env: Mapping[str, str] | None = None, pythonpath: Iterable[Path] = (),
-              ready_path: str = "/healthz", ready_timeout: float = 20.0) -> Iterator[ServedApp]:
-    """Run `app` ("module:attr") with `python -m sevenleague.kit.serve` until the block ends."""
+              ready_path: str = "/healthz", ready_timeout: float = 20.0,
+              tls_bundle: Path | None = None, ca_file: Path | None = None,
+              service: str | None = None) -> Iterator[ServedApp]:
+    """Run `app` ("module:attr") with `python -m sevenleague.kit.serve` until the block ends.
+
+    With `tls_bundle` it serves HTTPS only, and readiness is checked against `ca_file`.
+    """
     port = port or free_port()
     log_path = log_dir / f"serve-{port}.log"
     environment = dict(os.environ)
@@ -147,10 +162,13 @@ def serve_app(app: str, log_dir: Path, *, port: int | None = None, drain_seconds
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sevenleague.kit.serve", app, "--port", str(port),
-             "--drain-seconds", str(drain_seconds)],
+             "--drain-seconds", str(drain_seconds),
+             *(["--tls-bundle", str(tls_bundle)] if tls_bundle else []),
+             *(["--service", service] if service else [])],
             stdout=log, stderr=subprocess.STDOUT, env=environment,
         )
-    served = ServedApp(f"http://127.0.0.1:{port}", port, process, log_path)
+    scheme = "https" if tls_bundle else "http"
+    served = ServedApp(f"{scheme}://127.0.0.1:{port}", port, process, log_path)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
@@ -159,7 +177,7 @@ def serve_app(app: str, log_dir: Path, *, port: int | None = None, drain_seconds
                 raise RuntimeError(f"{app} exited with {process.returncode} before answering:\n"
                                    + "\n".join(tail))
             try:
-                wait_for_http(served.url + ready_path, timeout=0.5)
+                wait_for_http(served.url + ready_path, timeout=0.5, ca_file=ca_file)
                 break
             except TimeoutError:
                 if time.monotonic() >= deadline:
