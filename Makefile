@@ -41,6 +41,7 @@ bench: deps
 	cd benchmarks && ../$(BIN)/python bench_hello.py
 	cd benchmarks && ../$(BIN)/python bench_kit_instructions.py
 	cd benchmarks && ../$(BIN)/python bench_kit_auth.py
+	cd benchmarks && ../$(BIN)/python bench_secure_edge.py
 	cd benchmarks && ../$(BIN)/python bench_cli.py
 	cd benchmarks && ../$(BIN)/python bench_build.py
 

@@ -43,7 +43,7 @@ def timed_push(eco: RunningEcosystem, source: Path, message: str) -> dict[str, A
     start = time.time()
     said = git("push", "-q", "league", "HEAD:main", cwd=source)
     build_id = int(re.search(r"build (\d+) of hello", said).group(1))  # type: ignore[union-attr]
-    client = BuildClient(eco.endpoints["builds"])
+    client = BuildClient(eco.endpoints["builds"], ca_file=eco.ca_file, token=lambda: eco.token("builds"))
     while (build := client.get(build_id))["state"] not in ("passed", "failed", "cancelled"):
         time.sleep(0.2)
     if build["state"] != "passed":

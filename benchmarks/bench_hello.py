@@ -21,48 +21,12 @@ import tempfile
 from pathlib import Path
 
 from _common import median, write_results
+from _edge import start_haproxy
 
-from sevenleague.catalog import load_catalog
-from sevenleague.proxy import HaproxyPaths, render_haproxy_cfg
-from sevenleague.testing import free_port, run_wrk, serve_app, wait_for_http
+from sevenleague.testing import run_wrk, serve_app
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-
-EDGE_CATALOG = """\
-[ecosystem]
-name = "bench"
-[hosts.local]
-address = "127.0.0.1"
-[edge]
-port = {edge}
-stats_port = {stats}
-[prometheus]
-port = {prometheus}
-[alertmanager]
-port = {alertmanager}
-[services.hello]
-app = "hello.app:app"
-instances = 1
-port = {hello}
-hosts = ["local"]
-"""
-
-
-def start_haproxy(workdir: Path, hello_port: int) -> tuple[subprocess.Popen[bytes], str]:
-    edge = free_port()
-    catalog_path = workdir / "bench.toml"
-    catalog_path.write_text(EDGE_CATALOG.format(edge=edge, stats=free_port(), prometheus=free_port(),
-                                                alertmanager=free_port(), hello=hello_port))
-    paths = HaproxyPaths(config=workdir / "haproxy.cfg", admin_socket=workdir / "admin.sock")
-    paths.config.write_text(render_haproxy_cfg(load_catalog(catalog_path), paths))
-    log = (workdir / "haproxy.log").open("wb")
-    process = subprocess.Popen(["taskset", "-c", "1", "haproxy", "-db", "-f", str(paths.config)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{edge}/"
-    wait_for_http(url)
-    return process, url
-
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
@@ -85,6 +49,7 @@ def main() -> int:
                 subprocess.run(["taskset", "-pc", "0", str(served.process.pid)], check=True,
                                capture_output=True)
             haproxy, edge_url = start_haproxy(workdir, kit.port)
+            edge_url += "/"
             try:
                 variants = {"a_bare": bare.url + "/", "b_kit": kit.url + "/", "c_haproxy": edge_url}
                 servers = {"a_bare": bare.process.pid, "b_kit": kit.process.pid,

@@ -1,10 +1,16 @@
-"""Shared fixtures: the repository root and a minimal valid catalog text."""
+"""Shared fixtures: the repository root and a minimal valid catalog text.
+
+Every session also checks that no log it wrote holds a secret its tests used
+(sevenleague.testing.pytest_secrets).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["sevenleague.testing.pytest_secrets"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

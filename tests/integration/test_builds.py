@@ -26,6 +26,7 @@ from sevenleague.build.client import BuildClient
 from sevenleague.errors import LeagueError
 from sevenleague.testing import free_port, http_request, wait_for_http
 from sevenleague.testing.ecosystem import RunningEcosystem, start_ecosystem
+from sevenleague.testing.identity import bearer
 
 from ..conftest import ROOT
 from .conftest import fast_scrape_catalog
@@ -41,6 +42,7 @@ def eco(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEcosystem]:
     directory = tmp_path_factory.mktemp("builds-eco")
     running = start_ecosystem(fast_scrape_catalog(directory),
                               extra_env={"LEAGUE_BUILD_CACHE": str(BUILD_CACHE)})
+    running.login()  # `league build` and `league builds` act as the signed-in user
     yield running
     left = running.stop()
     shutil.rmtree(running.home, ignore_errors=True)
@@ -55,7 +57,7 @@ def git(*args: str, cwd: Path) -> str:
 
 
 def api(eco: RunningEcosystem) -> BuildClient:
-    return BuildClient(eco.endpoints["builds"])
+    return BuildClient(eco.endpoints["builds"], ca_file=eco.ca_file, token=lambda: eco.token("builds"))
 
 
 def wait_for_build(eco: RunningEcosystem, build_id: int, timeout: float = 600) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def push(workdir: Path, message: str, branch: str = "main") -> int:
 def published(eco: RunningEcosystem) -> list[tuple[str, str]]:
     """(package, version) pairs in the repository's Packages index, fetched over HTTP."""
     base = eco.endpoints["apt"]
-    packages = http_request(base + "dists/stable/main/binary-amd64/Packages.gz")
+    packages = eco.get(base + "dists/stable/main/binary-amd64/Packages.gz")
     assert packages.status == 200
     text = gzip.decompress(packages.body).decode()
     stanzas = [dict(re.findall(r"^(\S+): (.*)$", s, re.M)) for s in text.split("\n\n") if s.strip()]
@@ -124,7 +126,8 @@ def test_a_pushed_scaffold_builds_green_and_is_published(eco: RunningEcosystem, 
     assert any(name.startswith("perf/") for name in artifacts)
     assert green_build["performance"]["gated"], "the scaffold's performance test gates a figure"
     assert (SERVICE, green_build["published"]["version"]) in published(eco)
-    docs = http_request(eco.endpoints["builds"] + f"/artifacts/{SERVICE}/{green_build['id']}/docs/index.html")
+    docs = eco.get(eco.endpoints["builds"] + f"/artifacts/{SERVICE}/{green_build['id']}/docs/index.html",
+                   headers=bearer(eco.token("builds")))
     assert docs.status == 200 and b"API reference" in docs.body
 
 
@@ -147,7 +150,8 @@ def test_league_build_queues_follows_and_exits_with_the_result(eco: RunningEcosy
 
 def test_the_api_describes_itself_and_answers_bad_requests_with_a_reason(eco: RunningEcosystem):
     base = eco.endpoints["builds"]
-    spec = json.loads(http_request(base + "/openapi.json").body)
+    spec = json.loads(eco.get(base + "/openapi.json").body)
+    auth = bearer(eco.token("builds"))
     assert {"/api/builds", "/api/builds/{build_id}", "/api/builds/{build_id}/log",
             "/api/builds/{build_id}/cancel"} <= set(spec["paths"])
     bad = {
@@ -157,11 +161,11 @@ def test_the_api_describes_itself_and_answers_bad_requests_with_a_reason(eco: Ru
         "no repository": (b'{"service": "nothing-here"}', 404, "no repository"),
     }
     for case, (body, status, message) in bad.items():
-        answer = http_request(base + "/api/builds", method="POST", body=body)
+        answer = eco.get(base + "/api/builds", method="POST", body=body, headers=auth)
         assert answer.status == status, case
         assert message in json.loads(answer.body)["error"], case
-    assert http_request(base + "/api/builds?limit=0").status == 400
-    assert http_request(base + "/api/builds/999999").status == 404
+    assert eco.get(base + "/api/builds?limit=0", headers=auth).status == 400
+    assert eco.get(base + "/api/builds/999999", headers=auth).status == 404
     shown = eco.league("build", "show", "999999", check=False)
     assert shown.returncode == 1 and "no build 999999" in shown.stderr
 
@@ -251,7 +255,8 @@ def apt_options(tmp: Path, eco: RunningEcosystem) -> list[str]:
         (tmp / folder).mkdir(parents=True, exist_ok=True)
     return ["-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=-",
             "-o", f"Dir::State::Lists={tmp / 'lists'}", "-o", f"Dir::Cache::Archives={tmp / 'archives'}",
-            "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=", "-o", "APT::Sandbox::User=root"]
+            "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=", "-o", "APT::Sandbox::User=root",
+            "-o", f"Acquire::https::CaInfo={eco.ca_file}"]  # served over the eco-system's TLS
 
 
 def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:

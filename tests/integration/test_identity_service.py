@@ -23,6 +23,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from sevenleague.testing import Response, ServedApp, free_port, http_request, serve_app
+from sevenleague.testing.secrets import keep_secret
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -46,6 +47,7 @@ class Identity:
 
     def keep(self, *values: str) -> None:
         self.secrets.extend(v for v in values if v)
+        keep_secret(*values)  # and the session scans every log for them
 
 
 def post_form(url: str, data: dict[str, str] | str | bytes,
@@ -134,7 +136,7 @@ def login(identity: Identity, username: str, password: str, **params: str) -> di
     answer = poll(identity, grant["device_code"])
     assert answer.status == 200, answer.body
     tokens = answer.json()
-    identity.keep(tokens["access_token"], tokens.get("id_token", ""))
+    identity.keep(tokens["access_token"], tokens.get("id_token", ""), tokens["refresh_token"])
     return tokens
 
 
@@ -195,7 +197,8 @@ def test_discovery_names_the_issuer_its_endpoints_and_es256(identity):
     assert document["jwks_uri"] == identity.issuer + "/jwks.json"
     assert document["token_endpoint"] == identity.issuer + "/token"
     assert document["device_authorization_endpoint"] == identity.issuer + "/device_authorization"
-    assert set(document["grant_types_supported"]) == {"client_credentials", EXCHANGE_GRANT, DEVICE_GRANT}
+    assert set(document["grant_types_supported"]) == {"client_credentials", EXCHANGE_GRANT, DEVICE_GRANT,
+                                                      "refresh_token"}
     methods = set(document["token_endpoint_auth_methods_supported"])
     assert {"client_secret_basic", "client_secret_post"} <= methods
     assert document["id_token_signing_alg_values_supported"] == ["ES256"]

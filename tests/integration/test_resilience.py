@@ -27,7 +27,7 @@ CLIENTS = 4
 def test_sigkill_of_an_instance_under_load_is_restarted_and_routed_around(ecosystem):
     victim = instance(ecosystem, "hello-1")
     assert victim["healthy"]
-    with SteadyLoad(ecosystem.endpoints["edge"], clients=CLIENTS) as load:
+    with SteadyLoad(ecosystem.endpoints["edge"], clients=CLIENTS, ca_file=ecosystem.ca_file) as load:
         time.sleep(1.0)
         os.kill(victim["pid"], signal.SIGKILL)
         restarted = wait_until(
@@ -48,7 +48,7 @@ def test_a_config_reload_under_load_drops_no_request(ecosystem, tmp_path):
     changed = tmp_path / "ecosystem.toml"
     changed.write_text(ecosystem.catalog.read_text().replace("rise = 2", "rise = 3"))
     before = {i["name"]: i["pid"] for i in ecosystem.status()["instances"]}
-    with SteadyLoad(ecosystem.endpoints["edge"], clients=CLIENTS) as load:
+    with SteadyLoad(ecosystem.endpoints["edge"], clients=CLIENTS, ca_file=ecosystem.ca_file) as load:
         time.sleep(0.5)
         done = ecosystem.league("up", catalog=changed)
         live_config = (ecosystem.home / "haproxy" / "haproxy.cfg").read_text()
@@ -66,7 +66,7 @@ def test_a_config_reload_under_load_drops_no_request(ecosystem, tmp_path):
 
 def test_sigterm_drains_an_instance_out_of_rotation_without_errors(ecosystem):
     victim = instance(ecosystem, "hello-2")
-    with SteadyLoad(ecosystem.endpoints["edge"], clients=CLIENTS) as load:
+    with SteadyLoad(ecosystem.endpoints["edge"], clients=CLIENTS, ca_file=ecosystem.ca_file) as load:
         time.sleep(0.5)
         os.kill(victim["pid"], signal.SIGTERM)  # supervisord restarts it after it exits
         back = wait_until(

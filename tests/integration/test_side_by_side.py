@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 from sevenleague.hosts import pid_alive
-from sevenleague.testing import http_request
 from sevenleague.testing.ecosystem import start_ecosystem
 
 from .conftest import fast_scrape_catalog
@@ -21,7 +20,7 @@ def test_a_second_ecosystem_runs_beside_the_first_and_down_stops_only_its_own(tm
             for running in (first, second):
                 status = running.status()
                 assert status["healthy"]
-                served = {http_request(status["endpoints"]["edge"]).headers["x-served-by"]
+                served = {running.get(status["endpoints"]["edge"]).headers["x-served-by"]
                           for _ in range(6)}
                 assert served == {"hello/hello-1", "hello/hello-2"}
             first_pids = sorted(first.seen_pids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sevenleague.testing import http_request, record_figures, run_wrk
+from sevenleague.testing import record_figures, run_wrk
 
 
 def test_load_through_the_edge_is_answered_by_both_instances_without_errors(ecosystem):
@@ -18,7 +18,7 @@ def test_load_through_the_edge_is_answered_by_both_instances_without_errors(ecos
     query = 'sum by (instance) (http_requests_total{job="hello"})'
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        answer = http_request(f"{prometheus}api/v1/query?query={query.replace(' ', '%20')}").json()
+        answer = ecosystem.get(f"{prometheus}api/v1/query?query={query.replace(' ', '%20')}").json()
         counts = [float(r["value"][1]) for r in answer["data"]["result"]]
         if len(counts) == 2 and sum(counts) >= result.requests:
             break

@@ -179,3 +179,13 @@ def test_only_the_newest_builds_keep_their_artifacts(tmp_path):
     removed = prune_artifacts(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["3", "7"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["10", "12", "not-a-build"]
+
+
+def test_a_build_does_not_inherit_the_build_services_identity_or_state():
+    from sevenleague.build._runner import build_environment
+
+    service = {"PATH": "/usr/bin", "LEAGUE_HOME": "/srv/league", "LEAGUE_OIDC_ISSUER": "https://id",
+               "LEAGUE_CA_FILE": "/srv/league/pki/ca.pem", "LEAGUE_BUILD_CACHE": "/cache",
+               "LEAGUE_SERVICE": "builds"}
+    assert build_environment(service) == {"PATH": "/usr/bin", "LEAGUE_BUILD_CACHE": "/cache",
+                                          "LEAGUE_SERVICE": "builds"}

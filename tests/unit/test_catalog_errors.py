@@ -58,7 +58,7 @@ CASES = {
         MINIMAL_CATALOG.replace("[services.hello]", "[services.prometheus]"),
         ["ecosystem.toml:20: services.prometheus: the name 'prometheus' is taken by the eco-system "
          "itself (hint: rename the service; reserved: alertmanager, builds, edge, haproxy, identity, "
-         "league, prometheus, show, supervisord)"],
+         "league, prometheus, renewer, show, source, supervisord)"],
     ),
     "invalid name": (
         MINIMAL_CATALOG.replace("[services.hello]", "[services.Hello_World]"),

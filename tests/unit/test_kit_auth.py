@@ -134,7 +134,7 @@ def scopes_needed(route: str) -> str:
 
 
 def test_hello_declares_a_protected_route_to_walk():
-    assert PROTECTED == ["/whoami"]
+    assert PROTECTED == ["/whoami", "/whoami/{service}"]
 
 
 def invalid_tokens(route: str) -> dict[str, str]:
@@ -237,7 +237,12 @@ def test_a_valid_token_lacking_the_scope_is_403(hello, route):
 
 @pytest.mark.parametrize("route", PROTECTED)
 def test_the_right_token_is_answered(hello, route):
-    assert hello.get(route, signed(claims_for(scopes_needed(route)))).status == 200
+    answer = hello.get(route, signed(claims_for(scopes_needed(route))))
+    assert "www-authenticate" not in answer.headers  # the app answered, not the gate
+    if route == "/whoami/{service}":  # in-process, hello knows no service to call
+        assert (answer.status, json.loads(answer.body)["error"]) == (404, "unknown_service")
+    else:
+        assert answer.status == 200
 
 
 def test_whoami_shows_the_caller_and_on_whose_behalf_a_service_calls(hello):
@@ -432,6 +437,23 @@ def test_an_access_key_no_route_has_is_an_error_at_startup():
 def test_a_malformed_scope_declaration_is_an_error_at_startup(declared):
     with pytest.raises(kit.AuthConfigError):
         AccessPolicy({"/": declared})
+
+
+def test_a_method_qualified_declaration_wins_for_its_method_only():
+    policy = AccessPolicy({"/items": "items.read", "POST /items": "items.write", "GET /open": PUBLIC,
+                           "/open": "items.read"})
+    assert policy.needs("/items", "GET") == frozenset({"items.read"})
+    assert policy.needs("/items", "POST") == frozenset({"items.write"})
+    assert policy.needs("/items", "DELETE") == frozenset({"items.read"})
+    assert policy.needs("/open", "HEAD") is PUBLIC  # HEAD is answered like GET
+    assert policy.needs("/open", "POST") == frozenset({"items.read"})
+    assert policy.needs("/nothing", "POST") == frozenset()
+
+
+@pytest.mark.parametrize("key", ["FETCH /items", "post /items"])
+def test_a_declaration_with_an_unknown_method_is_an_error_at_startup(key):
+    with pytest.raises(kit.AuthConfigError, match="HTTP method"):
+        AccessPolicy({key: "items.read"})
 
 
 def test_without_settings_or_environment_nothing_is_checked(monkeypatch):

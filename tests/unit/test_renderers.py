@@ -111,3 +111,16 @@ def test_supervisord_conf_of_the_demo(demo):
                              pidfile=HOME / "supervisord.pid", logfile=HOME / "logs/supervisord.log",
                              log_dir=HOME / "logs")
     assert_golden("demo-supervisord.conf", render_supervisord_conf("demo", plan.programs, paths))
+
+
+@pytest.mark.parametrize("value", ["plain", '{"echo": "https://127.0.0.1:8443/echo"}', "a\\b", "x,y=z"])
+def test_supervisord_reads_back_every_environment_value_as_written(value):
+    from supervisor.datatypes import dict_of_key_value_pairs
+
+    from sevenleague.hosts import Program
+    from sevenleague.hosts._supervisord_conf import render_program
+
+    text = render_program(Program("p", ("true",), environment={"K": value, "L": "after"}), Path("/logs"))
+    [line] = [line for line in text.splitlines() if line.startswith("environment = ")]
+    parsed = dict_of_key_value_pairs(line.removeprefix("environment = "))
+    assert parsed == {"K": value, "L": "after"}

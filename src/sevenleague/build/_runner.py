@@ -33,6 +33,21 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# What the build service itself runs with and a build must not inherit: where the
+# eco-system's state is, whom it trusts and which tokens it checks. A project's tests
+# that saw LEAGUE_OIDC_ISSUER would check tokens nobody sends; a build that saw the
+# state directory could read the eco-system's keys.
+SERVICE_ONLY_ENV = frozenset({
+    "LEAGUE_HOME", "LEAGUE_INSTANCE", "LEAGUE_OIDC_ISSUER", "LEAGUE_OIDC_JWKS_URI", "LEAGUE_CA_FILE",
+    "LEAGUE_CLIENT_ID", "LEAGUE_CLIENT_SECRET_FILE", "LEAGUE_SERVICE_URLS",
+})
+
+
+def build_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a build's commands: the service's own, without what is only the service's."""
+    return {key: value for key, value in base.items() if key not in SERVICE_ONLY_ENV}
+
+
 class CommandRunner:
     """Runs one build's commands one after another, and can stop the current one."""
 
@@ -56,7 +71,7 @@ class CommandRunner:
         """Run `argv`, copying its output into the log; returns the exit code."""
         if self.cancelled:
             raise Cancelled()
-        environment = dict(os.environ if env is None else env)
+        environment = build_environment(os.environ if env is None else env)
         environment[BUILD_ID_ENV] = self.mark
         self.say("$ " + " ".join(argv))
         with self._lock:

@@ -10,46 +10,66 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import LeagueError
+from ..kit._tls import client_context
 
 
 class BuildServiceUnavailable(LeagueError):
     exit_code = 3
 
 
+# Gives a bearer token for the build service each time it is asked (it may refresh one).
+TokenSource = Callable[[], str]
+
+
 class BuildClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    """Speaks to the build service over HTTPS verified against the eco-system's CA, with a token."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0, *, ca_file: str | Path | None = None,
+                 token: TokenSource | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise LeagueError(f"the build service address {base_url!r} is not an http(s) URL")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.context = client_context(ca_file) if ca_file else None
+        self.token = token
 
     @classmethod
-    def from_home(cls, home: Path) -> BuildClient:
+    def from_home(cls, home: Path, token: TokenSource | None = None) -> BuildClient:
         snapshot = home / "ecosystem.json"
         try:
-            url = json.loads(snapshot.read_text())["endpoints"]["builds"]
+            document = json.loads(snapshot.read_text())
+            url = document["endpoints"]["builds"]
         except (FileNotFoundError, KeyError, json.JSONDecodeError):
             raise BuildServiceUnavailable(f"no eco-system with a build service runs from {home}",
                                           hint="start it with `league up` (or set LEAGUE_HOME)") from None
-        return cls(url)
+        return cls(url, ca_file=document.get("ca_file"), token=token)
 
     def _call(self, method: str, path: str,
               body: dict[str, Any] | None = None) -> tuple[bytes, dict[str, str]]:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token()}"
         request = urllib.request.Request(  # noqa: S310 - http(s), checked in __init__
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+            self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout,  # noqa: S310
+                                        context=self.context) as response:
                 return response.read(), dict(response.headers)
         except urllib.error.HTTPError as error:
             try:
                 problem = json.loads(error.read())
             except ValueError:
                 problem = {}
+            if error.code in (401, 403):
+                reason = problem.get("error_description") or problem.get("error") or "no reason"
+                raise LeagueError(f"the build service refused the request ({error.code}: {reason})",
+                                  hint="`league login` as a user with the developer role or more") from None
             raise LeagueError(problem.get("error") or f"the build service answered {error.code}",
                               hint=problem.get("hint", "")) from None
         except (urllib.error.URLError, OSError) as error:

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__, kit
 from ..catalog._model import NAME_PATTERN
-from ..kit.api import api_schemas, openapi_route, problem
+from ..kit.api import API_EXCEPTION_HANDLERS, api_schemas, openapi_route, problem
 from ._apt_repo import apt_static_app
 from ._paths import BuildPaths
 from ._settings import read_settings
@@ -62,7 +62,7 @@ async def list_builds(request: Request) -> Response:
     """
     service = request.query_params.get("service") or None
     raw_limit = request.query_params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= 500:
         return problem(400, f"limit={raw_limit!r} must be a whole number from 1 to 500")
     builds = state.store.list(service, int(raw_limit))
     return JSONResponse({"builds": [b.to_json() for b in builds]})
@@ -101,7 +101,7 @@ async def queue_build(request: Request) -> Response:
     service, ref, by = body.get("service"), body.get("ref") or "HEAD", body.get("requested_by", "")
     if not isinstance(service, str) or not service:
         return problem(400, "service is required", 'e.g. {"service": "hello"}')
-    if not re.match(NAME_PATTERN, service):
+    if not re.fullmatch(NAME_PATTERN, service):
         return problem(400, f"{service!r} is not a service name", "lowercase letters, digits and '-'")
     if not isinstance(ref, str) or not isinstance(by, str) or ref.startswith("-"):
         return problem(400, "ref and requested_by must be strings (and ref not an option)")
@@ -144,7 +144,7 @@ async def build_log(request: Request) -> Response:
     if build is None:
         return problem(404, f"no build {_build_id(request)}", "league builds lists them")
     raw = request.query_params.get("offset", "0")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         return problem(400, f"offset={raw!r} must be a whole number of bytes")
     text, next_offset = log_slice(Path(build.record.get("log", "/nonexistent")), int(raw))
     return PlainTextResponse(text, headers={"X-Next-Offset": str(next_offset), "X-Build-State": build.state})
@@ -154,7 +154,7 @@ async def cancel_build(request: Request) -> Response:
     """
     summary: Cancel a queued or running build.
     responses:
-      200: {description: the build, cancelled}
+      200: {description: "the build, cancelled"}
       404: {description: no such build}
       409: {description: the build had already finished}
     """
@@ -210,6 +210,21 @@ routes = [
     Mount("/artifacts", app=_LazyStatic("artifacts")),
 ]
 
-app = kit.instrument(Starlette(routes=routes, lifespan=lifespan), service="builds", version=__version__)
+# The apt repository is public: apt on every host fetches it without a token, and what it
+# serves is signed. Everything else needs a token for the build service.
+ACCESS: dict[str, kit.Access] = {
+    "/api/builds": "builds.read",
+    "POST /api/builds": "builds.write",
+    "/api/builds/{build_id:int}": "builds.read",
+    "/api/builds/{build_id:int}/log": "builds.read",
+    "/api/builds/{build_id:int}/cancel": "builds.operate",
+    "/openapi.json": kit.PUBLIC,
+    "/apt": kit.PUBLIC,
+    "/artifacts": "builds.read",
+}
+
+schemas.declare_access(ACCESS)
+app = kit.instrument(Starlette(routes=routes, lifespan=lifespan, exception_handlers=API_EXCEPTION_HANDLERS),
+                     service="builds", version=__version__, access=ACCESS)
 
 __all__ = ["STATES", "app"]

@@ -10,7 +10,8 @@ from ._model import CatalogSpec, ServiceSpec
 
 # Names the eco-system's own processes use; a service may not take them.
 RESERVED_NAMES = frozenset(
-    {"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league", "builds", "show", "identity"}
+    {"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league", "builds", "show", "identity",
+     "renewer", "source"}
 )
 
 

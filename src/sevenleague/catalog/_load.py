@@ -26,7 +26,8 @@ def _with_port_offset(spec: CatalogSpec, offset: int) -> CatalogSpec:
         return spec
     return spec.model_copy(update={
         "edge": spec.edge.model_copy(
-            update={"port": spec.edge.port + offset, "stats_port": spec.edge.stats_port + offset}),
+            update={"port": spec.edge.port + offset, "stats_port": spec.edge.stats_port + offset,
+                    "http_port": None if spec.edge.http_port is None else spec.edge.http_port + offset}),
         "prometheus": spec.prometheus.model_copy(update={"port": spec.prometheus.port + offset}),
         "alertmanager": spec.alertmanager.model_copy(update={"port": spec.alertmanager.port + offset}),
         "builds": spec.builds.model_copy(update={"port": spec.builds.port + offset}),

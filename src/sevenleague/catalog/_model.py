@@ -48,8 +48,10 @@ class EnvironmentSpec(_Section):
 
 class EdgeSpec(_Section):
     host: Name = Field("local", description="Host that runs the edge load balancer (HAProxy).")
-    port: Port = Field(description="Port where users reach every service (HTTP).")
-    stats_port: Port = Field(description="Port of HAProxy's stats page and Prometheus exporter.")
+    port: Port = Field(description="Port where users reach every service, over HTTPS.")
+    http_port: Port | None = Field(
+        None, description="Plain HTTP port that only redirects to the HTTPS port (none when unset).")
+    stats_port: Port = Field(description="Port of HAProxy's stats page and Prometheus exporter (HTTPS).")
 
 
 class PrometheusSpec(_Section):
@@ -131,6 +133,11 @@ class ServiceSpec(_Section):
     )
     build: BuildGatesSpec | None = Field(
         None, description="This service's build gates (default: the [builds.gates] table)."
+    )
+    calls: list[Name] = Field(
+        default_factory=list,
+        description="Services this one calls on its callers' behalf: it gets a service account that "
+                    "may exchange a caller's token for one addressed to each of them.",
     )
 
 

@@ -267,6 +267,16 @@ def reference_problems(spec: CatalogSpec, text: str) -> list[Problem]:
                 "give each service its own path prefix", locate(text, ("services", name, "route")),
             ))
         routes.setdefault(service.route, name)
+        for i, callee in enumerate(service.calls):
+            if callee == name or callee not in spec.services:
+                others = sorted(set(spec.services) - {name})
+                close = difflib.get_close_matches(callee, others, n=1)
+                hint = (f"did you mean `{close[0]}`?" if close
+                        else f"services it can call: {', '.join(others) or '(no other service)'}")
+                what = ("a service cannot call itself this way" if callee == name
+                        else f"unknown service {callee!r}")
+                problems.append(Problem(f"services.{name}.calls[{i}]", what, hint,
+                                        locate(text, ("services", name, "calls", i))))
     return problems
 
 
@@ -289,6 +299,9 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
     claim(spec.edge.host, spec.edge.port, "edge.port", ("edge", "port"), "pick a free port")
     claim(spec.edge.host, spec.edge.stats_port, "edge.stats_port", ("edge", "stats_port"),
           "pick a free port")
+    if spec.edge.http_port is not None:
+        claim(spec.edge.host, spec.edge.http_port, "edge.http_port", ("edge", "http_port"),
+              "pick a free port")
     claim(spec.prometheus.host, spec.prometheus.port, "prometheus.port", ("prometheus", "port"),
           "pick a free port")
     claim(spec.alertmanager.host, spec.alertmanager.port, "alertmanager.port",
@@ -308,7 +321,8 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
 
 def offset_problems(spec: CatalogSpec, offset: int) -> list[Problem]:
     highest = max(
-        [spec.edge.port, spec.edge.stats_port, spec.prometheus.port, spec.alertmanager.port, spec.builds.port,
+        [spec.edge.port, spec.edge.stats_port, spec.edge.http_port or 0, spec.prometheus.port,
+         spec.alertmanager.port, spec.builds.port,
          spec.identity.port]
         + [max(instance_ports(s)) for s in spec.services.values()]
     )

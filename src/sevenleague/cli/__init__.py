@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from ..errors import LeagueError
+from ._auth import register as register_auth_commands
 from ._context import DEFAULT_CATALOG, Options
 from ._new import new
 
@@ -85,6 +86,7 @@ def validate(
 
 
 app.add_typer(new, name="new")
+register_auth_commands(app)  # login, logout, token, user ...
 
 repo_app = typer.Typer(help="The eco-system's git repositories: a push builds.", no_args_is_help=True)
 app.add_typer(repo_app, name="repo")

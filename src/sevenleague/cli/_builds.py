@@ -19,7 +19,11 @@ _MARKS = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "cancelled
 
 
 def client() -> BuildClient:
-    return BuildClient.from_home(state_home())
+    """The build service, called with the signed-in user's token for it (`league login`)."""
+    from ._session import access_token
+
+    home = state_home()
+    return BuildClient.from_home(home, token=lambda: access_token(home, "builds"))
 
 
 def run_repo_create(name: str, console: Console) -> int:

@@ -189,6 +189,10 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
         if layout.haproxy.config in written and "haproxy" not in restarted:
             reload_haproxy(host, layout)
             report.reloaded.append("haproxy")
+        if "edge" in report.renewed and "haproxy" not in restarted and "haproxy" not in report.reloaded:
+            from ..pki.renewer import hand_edge_certificate_to_haproxy
+
+            hand_edge_certificate_to_haproxy(layout.pki, layout.haproxy.admin_socket)
         for name, config in (("prometheus", layout.prometheus.config),
                              ("alertmanager", layout.alertmanager.config)):
             if config in written and name not in restarted:

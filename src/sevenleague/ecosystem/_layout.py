@@ -15,7 +15,7 @@ from pathlib import Path
 from ..build._paths import BuildPaths
 from ..errors import LeagueError, UsageError
 from ..proxy import HaproxyPaths
-from ..telemetry import AlertmanagerPaths, PrometheusPaths
+from ..telemetry import AlertmanagerPaths, PrometheusPaths, ServerTls
 
 HOME_ENV = "LEAGUE_HOME"
 OFFSET_ENV = "LEAGUE_PORT_OFFSET"
@@ -37,20 +37,28 @@ class StateLayout:
 
     @property
     def haproxy(self) -> HaproxyPaths:
-        return HaproxyPaths(config=self.home / "haproxy" / "haproxy.cfg", instance_ca=self.ca_file,
-                            admin_socket=self.home / "haproxy" / "admin.sock")
+        return HaproxyPaths(config=self.home / "haproxy" / "haproxy.cfg", ca_file=self.ca_file,
+                            admin_socket=self.home / "haproxy" / "admin.sock",
+                            certificate=self.pki / "edge" / "bundle.pem")
 
     @property
     def prometheus(self) -> PrometheusPaths:
         base = self.home / "prometheus"
         return PrometheusPaths(config=base / "prometheus.yml", targets_dir=base / "targets",
-                               instance_ca=self.ca_file,
-                               data_dir=base / "data")
+                               ca_file=self.ca_file,
+                               data_dir=base / "data", tls=self.server_tls("prometheus", base))
 
     @property
     def alertmanager(self) -> AlertmanagerPaths:
         base = self.home / "alertmanager"
-        return AlertmanagerPaths(config=base / "alertmanager.yml", data_dir=base / "data")
+        return AlertmanagerPaths(config=base / "alertmanager.yml", data_dir=base / "data",
+                                 tls=self.server_tls("alertmanager", base))
+
+    def server_tls(self, name: str, base: Path) -> ServerTls:
+        """A Prometheus-family server's HTTPS files: its web config, and its leaf from the PKI."""
+        leaf = self.pki / "leaves" / name
+        return ServerTls(web_config=base / "web.yml", certificate=leaf / "fullchain.pem",
+                         key=leaf / "key.pem")
 
     @property
     def pki(self) -> Path:
@@ -65,6 +73,15 @@ class StateLayout:
     def tls_bundle(self, name: str) -> Path:
         """Key and certificate chain of one process, in the one file it serves with."""
         return self.pki / "leaves" / name / "bundle.pem"
+
+    @property
+    def identity_clients(self) -> Path:
+        """The service accounts the eco-system wants the identity service to keep (no secrets)."""
+        return self.home / "identity" / "clients.json"
+
+    def client_secret(self, name: str) -> Path:
+        """Where the identity service puts the secret of the service account `name` (0600)."""
+        return self.home / "identity" / "clients" / f"{name}.secret"
 
     @property
     def builds(self) -> BuildPaths:

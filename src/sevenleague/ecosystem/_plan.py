@@ -7,6 +7,7 @@ here reads or touches the machine; `apply_plan` does that, and decides nothing.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ..telemetry import (
     render_alertmanager_yml,
     render_file_sd,
     render_prometheus_yml,
+    render_web_config,
     scrape_jobs,
     target_file,
 )
@@ -77,11 +79,61 @@ def drain_seconds(interval: float, fall: int) -> float:
     return round(interval * (fall + 1), 3)
 
 
+# Environment every kit process gets: whom to trust, and who issues the tokens it checks.
+CA_FILE_ENV = "LEAGUE_CA_FILE"
+ISSUER_ENV = "LEAGUE_OIDC_ISSUER"
+SERVICE_URLS_ENV = "LEAGUE_SERVICE_URLS"
+CLIENT_ID_ENV = "LEAGUE_CLIENT_ID"
+CLIENT_SECRET_FILE_ENV = "LEAGUE_CLIENT_SECRET_FILE"  # noqa: S105 - a variable name
+# The git hook's service account: it queues builds, nothing else.
+SOURCE_CLIENT = "source"
+# What a service calling another on a user's behalf may ask for there: the user's own
+# roles still cap it, and administering another service is never delegated.
+DELEGATED_ACTIONS = ("read", "write", "operate")
+
+
+def trust_environment(catalog: Catalog, layout: StateLayout) -> dict[str, str]:
+    return {CA_FILE_ENV: str(layout.ca_file), ISSUER_ENV: identity_url(catalog)}
+
+
+def edge_url(catalog: Catalog) -> str:
+    return _url(catalog.address_of(catalog.spec.edge.host), catalog.spec.edge.port, "")
+
+
+def calls_environment(catalog: Catalog, layout: StateLayout, name: str) -> dict[str, str]:
+    """How a service reaches the services it calls (through the edge) and the account it calls with."""
+    calls = catalog.spec.services[name].calls
+    if not calls:
+        return {}
+    edge = edge_url(catalog)
+    urls = {callee: edge + catalog.spec.services[callee].route.rstrip("/") for callee in calls}
+    return {SERVICE_URLS_ENV: json.dumps(urls, sort_keys=True), CLIENT_ID_ENV: name,
+            CLIENT_SECRET_FILE_ENV: str(layout.client_secret(name))}
+
+
+def wanted_clients(catalog: Catalog) -> list[dict[str, object]]:
+    """The service accounts the identity service keeps: the git hook's, and one per calling service."""
+    clients: list[dict[str, object]] = [
+        {"name": SOURCE_CLIENT, "audiences": ["builds"], "scopes": ["builds.read", "builds.write"]}]
+    for name, service in sorted(catalog.spec.services.items()):
+        if service.calls:
+            clients.append({"name": name, "audiences": sorted(service.calls),
+                            "scopes": [f"{callee}.{action}" for callee in sorted(service.calls)
+                                       for action in DELEGATED_ACTIONS]})
+    return clients
+
+
+def render_identity_clients(catalog: Catalog) -> str:
+    return json.dumps({"clients": wanted_clients(catalog)}, indent=2) + "\n"
+
+
 def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> list[Program]:
-    """Every app instance under kit.serve, serving HTTPS only with its own certificate."""
+    """Every app instance under kit.serve, serving HTTPS only with its own certificate, checking tokens."""
     programs = []
+    trust = trust_environment(catalog, layout)
     for name, service in catalog.spec.services.items():
         drain = drain_seconds(service.health.interval, service.health.fall)
+        calls = calls_environment(catalog, layout, name)
         for instance in catalog.instances_of(name):
             programs.append(Program(
                 name=instance.name,
@@ -92,7 +144,7 @@ def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> li
                     "--service", name, "--instance", instance.name,
                     "--tls-bundle", str(layout.tls_bundle(instance.name)),
                 ),
-                environment={"LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": instance.name},
+                environment={"LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": instance.name, **trust, **calls},
                 stop_timeout=drain + GRACEFUL_SECONDS + 5,
                 kind="instance",
             ))
@@ -108,8 +160,9 @@ def identity_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Pro
     spec = catalog.spec.identity
     return platform_service("identity", "sevenleague.identity.service:app", catalog.address_of(spec.host),
                             spec.port, layout, tools,
-                            {"LEAGUE_OIDC_ISSUER": identity_url(catalog),
-                             "LEAGUE_IDENTITY_TOKEN_LIFETIME": str(int(spec.token_lifetime))})
+                            {"LEAGUE_IDENTITY_TOKEN_LIFETIME": str(int(spec.token_lifetime)),
+                             "LEAGUE_IDENTITY_CLIENTS": str(layout.identity_clients),
+                             **trust_environment(catalog, layout)})
 
 
 def renewer_program(layout: StateLayout, tools: Tools) -> Program:
@@ -119,7 +172,9 @@ def renewer_program(layout: StateLayout, tools: Tools) -> Program:
 
 
 def _url(address: str, port: int, path: str = "/") -> str:
-    return f"http://{address}:{port}{path}"
+    """Every address in the eco-system is https: there is no plain-HTTP path between its parts."""
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:{port}{path}"
 
 
 def builds_url(catalog: Catalog) -> str:
@@ -128,12 +183,16 @@ def builds_url(catalog: Catalog) -> str:
 
 def platform_service(name: str, app: str, address: str, port: int, layout: StateLayout, tools: Tools,
                      environment: dict[str, str]) -> Program:
-    """A platform service is a kit app like any other, one instance, its data under the state directory."""
+    """A platform service is a kit app like any other, one instance, its data under the state directory.
+
+    Like an instance it serves HTTPS only, with its own leaf, and checks tokens from the
+    identity service (`environment` brings `LEAGUE_OIDC_ISSUER`).
+    """
     return Program(
         name=name,
         argv=(str(tools.python), "-m", "sevenleague.kit.serve", app, "--host", address, "--port", str(port),
               "--drain-seconds", "0", "--graceful-seconds", "5",
-              "--service", name, "--instance", f"{name}-1"),
+              "--service", name, "--instance", f"{name}-1", "--tls-bundle", str(layout.tls_bundle(name))),
         environment={"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": f"{name}-1",
                      **environment},
         stop_timeout=20,
@@ -146,7 +205,8 @@ def builds_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Progr
     shared_cache = layout.builds.cache != layout.builds.root / "cache"
     return platform_service("builds", "sevenleague.build.service:app", catalog.address_of(spec.host),
                             spec.port, layout, tools,
-                            {CACHE_ENV: str(layout.builds.cache)} if shared_cache else {})
+                            {**({CACHE_ENV: str(layout.builds.cache)} if shared_cache else {}),
+                             **trust_environment(catalog, layout)})
 
 
 def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
@@ -155,6 +215,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
     edge = catalog.address_of(spec.edge.host)
     prom = catalog.address_of(spec.prometheus.host)
     am = catalog.address_of(spec.alertmanager.host)
+    ca = str(layout.ca_file)
     return {
         "ecosystem": catalog.name,
         "catalog": str(catalog.source.absolute()),
@@ -164,6 +225,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
         "ca_file": str(layout.ca_file),
         "endpoints": {
             "edge": _url(edge, spec.edge.port),
+            **({"edge_http": f"http://{edge}:{spec.edge.http_port}/"} if spec.edge.http_port else {}),
             "prometheus": _url(prom, spec.prometheus.port),
             "alertmanager": _url(am, spec.alertmanager.port),
             "haproxy_stats": _url(edge, spec.edge.stats_port, "/stats"),
@@ -174,19 +236,19 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
         "processes": [
             {"name": "haproxy", "port": spec.edge.port, "probe": {"tcp": [edge, spec.edge.port]}},
             {"name": "prometheus", "port": spec.prometheus.port,
-             "probe": {"http": _url(prom, spec.prometheus.port, "/-/ready")}},
+             "probe": {"http": _url(prom, spec.prometheus.port, "/-/ready"), "ca": ca}},
             {"name": "alertmanager", "port": spec.alertmanager.port,
-             "probe": {"http": _url(am, spec.alertmanager.port, "/-/ready")}},
-            {"name": "builds", "port": spec.builds.port, "probe": {"http": builds_url(catalog) + "/readyz"}},
+             "probe": {"http": _url(am, spec.alertmanager.port, "/-/ready"), "ca": ca}},
+            {"name": "builds", "port": spec.builds.port,
+             "probe": {"http": builds_url(catalog) + "/readyz", "ca": ca}},
             {"name": "identity", "port": spec.identity.port,
-             "probe": {"http": identity_url(catalog) + "/readyz"}},
+             "probe": {"http": identity_url(catalog) + "/readyz", "ca": ca}},
         ],
         "instances": [
             {
                 "name": i.name, "service": i.service, "host": i.host, "port": i.port,
                 "url": i.url, "backend": backend_name(i.service),
-                "probe": {"http": i.url + spec.services[i.service].health.path,
-                          "ca": str(layout.ca_file)},
+                "probe": {"http": i.url + spec.services[i.service].health.path, "ca": ca},
             }
             for i in catalog.instances
         ],
@@ -199,6 +261,7 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
     return [
         Listen(edge, spec.edge.port, "edge.port"),
         Listen(edge, spec.edge.stats_port, "edge.stats_port"),
+        *([Listen(edge, spec.edge.http_port, "edge.http_port")] if spec.edge.http_port else []),
         Listen(catalog.address_of(spec.prometheus.host), spec.prometheus.port, "prometheus.port"),
         Listen(catalog.address_of(spec.alertmanager.host), spec.alertmanager.port, "alertmanager.port"),
         Listen(catalog.address_of(spec.builds.host), spec.builds.port, "builds.port"),
@@ -248,6 +311,9 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
         RenderedFile(layout.alertmanager.config, render_alertmanager_yml(catalog),
                      checker="alertmanager"),
         RenderedFile(layout.builds.settings, render_build_settings(catalog, builds_url(catalog) + "/apt/")),
+        RenderedFile(layout.identity_clients, render_identity_clients(catalog)),
+        *(RenderedFile(tls.web_config, render_web_config(tls))
+          for tls in (layout.prometheus.tls, layout.alertmanager.tls) if tls is not None),
     ]
     platform = [
         Program("haproxy", haproxy_argv(tools.haproxy, layout.haproxy), stop_timeout=10),

@@ -25,8 +25,17 @@ class SupervisordPaths:
 
 
 def _quote_env(value: str) -> str:
-    # supervisord parses environment= with shlex-like rules; double quotes, escaped.
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+    """A value for supervisord's `environment=`, which it splits with shlex and expands `%(...)s` in.
+
+    Its parser takes no escaped quote inside quotes, so a value is wrapped in the quote
+    it does not contain: double quotes usually, single quotes around JSON.
+    """
+    literal = value.replace("%", "%%")
+    if '"' not in value and "\\" not in value:
+        return f'"{literal}"'
+    if "'" not in value:
+        return f"'{literal}'"
+    raise ValueError(f"an environment value cannot hold both kinds of quotes for supervisord: {value[:40]!r}")
 
 
 def _command(argv: Iterable[str]) -> str:

@@ -8,12 +8,18 @@ gate is configured differently.
 
 Answers carrying a new password or client secret are `no-store` and show it once; only
 its argon2id hash is kept.
+
+Input is checked before anything is done with it, and every refusal is a JSON error with
+a 4xx status its OpenAPI description lists: 400 for a malformed request, 409 for a name
+taken, 415 for a body that is not JSON. A 500 here is a bug, and the API fuzzer
+(tests/integration/test_identity_fuzz.py) looks for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,8 +35,18 @@ from ._store import IdentityStore
 from ._tokens import TokenMint
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_TOKENS_LISTED = 1000
 NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[Request], Awaitable[Response]]
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")  # str.isdigit() also takes '²', which int() refuses
+
+
+class AdminRefusal(IdentityError):
+    """A refusal with its own status; any other IdentityError is a 400 (409 for a name taken)."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 def _challenge(error: str = "", description: str = "") -> dict[str, str]:
@@ -40,20 +56,41 @@ def _challenge(error: str = "", description: str = "") -> dict[str, str]:
     return {"WWW-Authenticate": value, "Cache-Control": "no-store"}
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def _capped_body(request: Request) -> bytes:
+    """The body, read no further than MAX_BODY_BYTES: an admin's typo should not fill the memory."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise IdentityError(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    return bytes(body)
+
+
+async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object in the body (`{}` for no body at all when `optional`)."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await _capped_body(request)
+    if optional and not body:
+        return {}
     if media_type != "application/json":
-        raise IdentityError("the body must be application/json")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise IdentityError(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        raise AdminRefusal(415, "the body must be application/json")
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as error:
+        data = json.loads(body or b"{}", parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: [[[[...]]]]
         raise IdentityError("the body is not JSON") from error
     if not isinstance(data, dict):
         raise IdentityError("the body must be a JSON object")
+    try:
+        # JSON may spell a lone surrogate ("\ud800"), which is no text: SQLite and argon2 cannot encode it.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError) as error:
+        raise IdentityError("the body holds a string that is not valid Unicode") from error
     return data
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity, which Python's json module reads but RFC 8259 JSON does not have."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _strings(data: dict[str, Any], key: str) -> list[str]:
@@ -87,8 +124,10 @@ class AdminApi:
                 return refusal
             try:
                 return await handler(request)
+            except AdminRefusal as error:
+                return problem(error.status, error.message, error.hint or "")
             except IdentityError as error:
-                return problem(400 if "exists already" not in error.message else 409, error.message,
+                return problem(409 if "exists already" in error.message else 400, error.message,
                                error.hint or "")
 
         endpoint.__doc__ = handler.__doc__
@@ -116,8 +155,16 @@ class AdminApi:
         """
         summary: Every user (never a password hash).
         responses:
-          200: {description: "{users: [user, ...]}"}
-          401: {description: no valid admin token}
+          200:
+            description: the users, by username
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [users]
+                  properties:
+                    users: {type: array, items: {$ref: "#/components/schemas/User"}}
+                  additionalProperties: false
         """
         users = await asyncio.to_thread(self.store.users)
         return JSONResponse({"users": [user.to_json() for user in users]})
@@ -126,27 +173,41 @@ class AdminApi:
         """
         summary: Add a user; without a password, one is made and shown once.
         requestBody:
+          required: true
           content:
             application/json:
               schema:
                 type: object
                 required: [username]
                 properties:
-                  username: {type: string}
-                  name: {type: string}
-                  roles: {type: array, items: {type: string, enum: [viewer, developer, operator, admin]}}
-                  password: {type: string, minLength: 12}
+                  username: {type: string, pattern: USERNAME}
+                  name: {type: string, description: at most 200 characters are kept}
+                  roles: {type: array, items: {$ref: "#/components/schemas/Role"}, default: [viewer]}
+                  password: {type: string, minLength: 12, maxLength: 1024}
         responses:
-          201: {description: "{user, password?}"}
-          400: {description: the body is malformed}
-          409: {description: the username is taken}
+          201:
+            description: the new user; the password too when this service made it (shown once)
+            headers:
+              Cache-Control: {$ref: "#/components/headers/NoStore"}
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [user]
+                  properties:
+                    user: {$ref: "#/components/schemas/User"}
+                    password: {type: string, minLength: 12}
+                  additionalProperties: false
+          400: {$ref: "#/components/responses/BadRequest"}
+          409: {$ref: "#/components/responses/Conflict"}
+          415: {$ref: "#/components/responses/UnsupportedMediaType"}
         """
         data = await _json_object(request)
         username = _text(data, "username")
         given = data.get("password")
         if given is not None and not isinstance(given, str):
             raise IdentityError("password must be a string")
-        password = given or new_password()
+        password = new_password() if given is None else given  # "" is a password too short, not none
         user = await asyncio.to_thread(self.store.add_user, username, password,
                                        _strings(data, "roles") or ["viewer"], _text(data, "name"))
         body: dict[str, Any] = {"user": user.to_json()}
@@ -157,9 +218,16 @@ class AdminApi:
     async def disable_user(self, request: Request) -> Response:
         """
         summary: Disable a user; tokens already issued expire within their short life.
+        parameters:
+          - {name: username, in: path, required: true, schema: {type: string, pattern: USERNAME}}
         responses:
-          200: {description: the user}
-          400: {description: no such user}
+          200:
+            description: the user
+            content:
+              application/json:
+                schema: {$ref: "#/components/schemas/User"}
+          400: {$ref: "#/components/responses/BadRequest"}
+          404: {$ref: "#/components/responses/NotFound"}
         """
         user = await asyncio.to_thread(self.store.set_disabled, request.path_params["username"], True)
         return JSONResponse(user.to_json())
@@ -167,9 +235,16 @@ class AdminApi:
     async def enable_user(self, request: Request) -> Response:
         """
         summary: Enable a disabled user.
+        parameters:
+          - {name: username, in: path, required: true, schema: {type: string, pattern: USERNAME}}
         responses:
-          200: {description: the user}
-          400: {description: no such user}
+          200:
+            description: the user
+            content:
+              application/json:
+                schema: {$ref: "#/components/schemas/User"}
+          400: {$ref: "#/components/responses/BadRequest"}
+          404: {$ref: "#/components/responses/NotFound"}
         """
         user = await asyncio.to_thread(self.store.set_disabled, request.path_params["username"], False)
         return JSONResponse(user.to_json())
@@ -177,9 +252,16 @@ class AdminApi:
     async def unlock_user(self, request: Request) -> Response:
         """
         summary: Lift a lockout after failed logins before it ends by itself.
+        parameters:
+          - {name: username, in: path, required: true, schema: {type: string, pattern: USERNAME}}
         responses:
-          200: {description: the user}
-          400: {description: no such user}
+          200:
+            description: the user
+            content:
+              application/json:
+                schema: {$ref: "#/components/schemas/User"}
+          400: {$ref: "#/components/responses/BadRequest"}
+          404: {$ref: "#/components/responses/NotFound"}
         """
         user = await asyncio.to_thread(self.store.unlock, request.path_params["username"])
         return JSONResponse(user.to_json())
@@ -190,7 +272,16 @@ class AdminApi:
         """
         summary: Every service account (never a secret).
         responses:
-          200: {description: "{service_accounts: [account, ...]}"}
+          200:
+            description: the service accounts, by client id
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [service_accounts]
+                  properties:
+                    service_accounts: {type: array, items: {$ref: "#/components/schemas/ServiceAccount"}}
+                  additionalProperties: false
         """
         accounts = await asyncio.to_thread(self.store.service_accounts)
         return JSONResponse({"service_accounts": [account.to_json() for account in accounts]})
@@ -199,20 +290,35 @@ class AdminApi:
         """
         summary: Add a service account; its client secret is in this answer only.
         requestBody:
+          required: true
           content:
             application/json:
               schema:
                 type: object
                 required: [name]
                 properties:
-                  name: {type: string, description: the service's name; client_id and audience}
-                  scopes: {type: array, items: {type: string}}
-                  audiences: {type: array, items: {type: string}}
-                  description: {type: string}
+                  name: {type: string, pattern: SERVICE_NAME, description: the service's name (its client_id)}
+                  scopes: {type: array, maxItems: 32, items: {type: string, pattern: A_SCOPE}}
+                  audiences: {type: array, items: {type: string, pattern: SERVICE_NAME}}
+                  description: {type: string, description: at most 200 characters are kept}
         responses:
-          201: {description: "{service_account, client_id, client_secret}"}
-          400: {description: the body is malformed}
-          409: {description: the name is taken}
+          201:
+            description: the new account and its client secret (shown once)
+            headers:
+              Cache-Control: {$ref: "#/components/headers/NoStore"}
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [service_account, client_id, client_secret]
+                  properties:
+                    service_account: {$ref: "#/components/schemas/ServiceAccount"}
+                    client_id: {type: string}
+                    client_secret: {type: string, minLength: 32}
+                  additionalProperties: false
+          400: {$ref: "#/components/responses/BadRequest"}
+          409: {$ref: "#/components/responses/Conflict"}
+          415: {$ref: "#/components/responses/UnsupportedMediaType"}
         """
         data = await _json_object(request)
         account, secret = await asyncio.to_thread(
@@ -228,7 +334,16 @@ class AdminApi:
         """
         summary: The signing keys with their state (announced, signing, retired) and dates.
         responses:
-          200: {description: "{keys: [...]}"}
+          200:
+            description: every key still published, oldest first
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [keys]
+                  properties:
+                    keys: {type: array, items: {$ref: "#/components/schemas/SigningKey"}}
+                  additionalProperties: false
         """
         self.keys.prune()
         return JSONResponse({"keys": [status.to_json() for status in self.keys.status()]})
@@ -237,17 +352,30 @@ class AdminApi:
         """
         summary: Announce a new signing key; it signs after the grace period.
         requestBody:
+          required: false
           content:
             application/json:
               schema:
                 type: object
                 properties:
-                  grace_seconds: {type: number, minimum: 0, description: default from the service's settings}
+                  grace_seconds: {type: number, minimum: 0, maximum: 604800,
+                                  description: "default from the service's settings"}
         responses:
-          201: {description: the new key's kid and when it starts signing}
-          400: {description: the body is malformed}
+          201:
+            description: the new key's kid and when it starts signing (Unix time)
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [kid, signs_from]
+                  properties:
+                    kid: {type: string}
+                    signs_from: {type: number}
+                  additionalProperties: false
+          400: {$ref: "#/components/responses/BadRequest"}
+          415: {$ref: "#/components/responses/UnsupportedMediaType"}
         """
-        data = await _json_object(request) if await request.body() else {}
+        data = await _json_object(request, optional=True)
         grace = data.get("grace_seconds")
         if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int | float)
                                   or not 0 <= grace <= 7 * 86400):
@@ -259,15 +387,25 @@ class AdminApi:
         """
         summary: The record of issued tokens (ids, subjects, audiences, expiry; never a token), newest first.
         parameters:
-          - {name: sub, in: query, required: false, schema: {type: string}}
-          - {name: limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 1000}}
+          - {name: sub, in: query, required: false, schema: {type: string}, description: only this subject's}
+          - {name: limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 1000,
+             default: 100}}
         responses:
-          200: {description: "{tokens: [...]}"}
-          400: {description: a parameter is malformed}
+          200:
+            description: the record, newest first
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [tokens]
+                  properties:
+                    tokens: {type: array, items: {$ref: "#/components/schemas/IssuedToken"}}
+                  additionalProperties: false
+          400: {$ref: "#/components/responses/BadRequest"}
         """
         raw_limit = request.query_params.get("limit", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-            raise IdentityError("limit must be a whole number from 1 to 1000")
+        if not _WHOLE_NUMBER.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_TOKENS_LISTED:
+            raise IdentityError(f"limit must be a whole number from 1 to {MAX_TOKENS_LISTED}")
         tokens = await asyncio.to_thread(self.store.issued_tokens, request.query_params.get("sub"),
                                          int(raw_limit))
         return JSONResponse({"tokens": [token.to_json() for token in tokens]})

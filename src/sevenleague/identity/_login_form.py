@@ -164,9 +164,10 @@ class LoginForm:
         """
         summary: The sign-in form that approves a device (league login).
         parameters:
-          - {name: user_code, in: query, required: false, schema: {type: string}}
+          - {name: user_code, in: query, required: false, schema: {type: string},
+             description: "filled in for the user when league login opened the page"}
         responses:
-          200: {description: an HTML form}
+          200: {$ref: "#/components/responses/Page"}
         """
         code = normalize_user_code(request.query_params.get("user_code", ""))[:8]
         shown = f"{code[:4]}-{code[4:]}" if len(code) == 8 else code
@@ -176,22 +177,29 @@ class LoginForm:
         """
         summary: Sign in and approve (or deny) the device that shows the user code.
         requestBody:
+          required: true
           content:
             application/x-www-form-urlencoded:
               schema:
                 type: object
                 required: [csrf_token, user_code, username, password]
                 properties:
-                  csrf_token: {type: string}
-                  user_code: {type: string}
-                  username: {type: string}
-                  password: {type: string}
-                  action: {type: string, enum: [approve, deny]}
+                  csrf_token: {type: string, description: "from the form; valid only with its cookie"}
+                  user_code: {type: string, maxLength: 16}
+                  username: {type: string, maxLength: 64}
+                  password: {type: string, maxLength: 1024}
+                  action: {type: string, enum: [approve, deny], default: approve}
         responses:
-          200: {description: the device is approved or denied}
-          400: {description: the form is malformed, or the code is unknown or expired}
-          403: {description: the form token is missing or wrong, or the sign-in failed}
-          429: {description: too many attempts from this address}
+          200: {$ref: "#/components/responses/Page"}
+          400: {$ref: "#/components/responses/Page"}
+          403: {$ref: "#/components/responses/Page"}
+          429:
+            description: "too many attempts from this address: the page says when to try again"
+            headers:
+              Retry-After: {required: true, schema: {type: integer, minimum: 1}}
+            content:
+              text/html:
+                schema: {$ref: "#/components/schemas/Page"}
         """
         address = request.client.host if request.client else "unknown"
         allowed, wait = self.limit.allow(address)

@@ -1,4 +1,4 @@
-"""The OAuth 2 endpoints: `/token` (three grants) and `/device_authorization`.
+"""The OAuth 2 endpoints: `/token` (four grants) and `/device_authorization`.
 
 Grants:
 - `client_credentials` (RFC 6749 4.4): a service account gets a token for one audience
@@ -9,6 +9,12 @@ Grants:
   service's account allow. The token shown must be addressed to the service itself,
   so a service cannot launder a token it merely saw.
 - device code (RFC 8628): `league login` on a terminal; the user approves on `/device`.
+  The answer carries a refresh token too, for the public client `league` only.
+- refresh token (RFC 6749 6): the CLI trades its refresh token for an access token
+  addressed to the one service it is about to call (`audience` or `resource`, RFC
+  8707), scoped by the user's roles *now*, so a demoted user gets less at the next
+  refresh. Each use rotates the refresh token; a used one shown again revokes the
+  whole login (reuse detection), and a disabled user gets nothing more.
 
 Errors follow RFC 6749 5.2 (`invalid_client` is 401 with a challenge), and no answer
 quotes a secret, a password or a token back. Client secrets are checked with argon2 in
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,17 +41,27 @@ from ..kit import InvalidToken
 from ._forms import FormError, read_form
 from ._scopes import ROLE_ACTIONS, ScopeError, parse_scope, refused_for_user
 from ._settings import CLI_CLIENT_ID, SERVICE_NAME, IdentitySettings
-from ._store import IdentityStore, ServiceAccount
+from ._store import IdentityStore, ServiceAccount, User
 from ._tokens import TokenMint
 
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
-GRANT_TYPES = (CLIENT_CREDENTIALS, TOKEN_EXCHANGE, DEVICE_CODE)
+REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type's name
+GRANT_TYPES = (CLIENT_CREDENTIALS, TOKEN_EXCHANGE, DEVICE_CODE, REFRESH_TOKEN)
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN, not a secret
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_REFRESH_REFUSED = {
+    "unknown": "the refresh token is not valid: sign in again",
+    "expired": "the refresh token expired: sign in again",
+    "revoked": "the refresh token was revoked: sign in again",
+    "reused": "the refresh token was used before, so every token of that sign-in is revoked: sign in again",
+    "disabled": "the user's account is disabled",
+}
+
+log = logging.getLogger("sevenleague.identity")
 
 
 class OAuthError(Exception):
@@ -115,7 +132,7 @@ def _audience(form: Mapping[str, str], *, required: bool, default: str | None = 
         if required:
             raise OAuthError("invalid_request", "audience is required (the service the token is for)")
         return ""
-    if not re.match(NAME_PATTERN, target):
+    if not re.fullmatch(NAME_PATTERN, target):  # match() would let "hello\n" through
         raise OAuthError("invalid_target", "the audience must be a service name, e.g. hello")
     return target
 
@@ -125,6 +142,12 @@ def _scopes(form: Mapping[str, str]) -> tuple[str, ...]:
         return parse_scope(form.get("scope"))
     except ScopeError as error:
         raise OAuthError("invalid_scope", str(error)) from error
+
+
+def _refresh_fields(refresh_token: str, expires_at: float, claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The refresh token and, as GitHub and others do, how long its login has left."""
+    return {"refresh_token": refresh_token,
+            "refresh_token_expires_in": max(1, int(expires_at) - int(claims["iat"]))}
 
 
 def _token_answer(token: str, claims: Mapping[str, Any],
@@ -157,6 +180,8 @@ class OAuthEndpoints:
             creds = client_credentials(request.headers.get("authorization"), form)
             if grant_type == DEVICE_CODE:
                 return await self._device_code(form, creds)
+            if grant_type == REFRESH_TOKEN:
+                return await self._refresh(form, creds)
             account = await self._authenticate(creds)
             if grant_type == CLIENT_CREDENTIALS:
                 return await self._client_credentials(form, account)
@@ -288,17 +313,45 @@ class OAuthEndpoints:
         user = await asyncio.to_thread(self.store.user_by_id, grant.user_id)
         if user.disabled:
             raise OAuthError("invalid_grant", "the user's account is disabled")
-        scope = self._user_scope(grant.scope, grant.audience, user.roles)
-        token, claims = self.mint.access_token(
-            sub=user.id, aud=grant.audience, client_id=grant.client_id, scope=scope, roles=user.roles,
-            username=user.username)
-        await asyncio.to_thread(self.store.record_token, claims, DEVICE_CODE)
-        extra: dict[str, Any] = {}
-        if "openid" in scope:
+        refresh_token, refresh_expires = await asyncio.to_thread(
+            self.store.issue_refresh_token, user.id, grant.client_id, lifetime=self.settings.refresh_lifetime)
+        token, claims = await self._user_token(user, grant.client_id, grant.audience, grant.scope,
+                                               DEVICE_CODE)
+        extra: dict[str, Any] = _refresh_fields(refresh_token, refresh_expires, claims)
+        if "openid" in claims["scope"].split():
             extra["id_token"] = self.mint.id_token(sub=user.id, client_id=grant.client_id,
                                                    username=user.username, name=user.name,
                                                    auth_time=int(user.last_login_at or claims["iat"]))
         return _token_answer(token, claims, extra)
+
+    async def _refresh(self, form: Mapping[str, str], creds: ClientCredentials | None) -> JSONResponse:
+        if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
+            raise _invalid_client(f"refresh tokens are for the public client {CLI_CLIENT_ID!r}")
+        presented = form.get("refresh_token")
+        if not presented:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        # Check the rest of the request first: a malformed one must not use up the token.
+        audience = _audience(form, required=False, default=SERVICE_NAME)
+        requested = _scopes(form)
+        grant = await asyncio.to_thread(self.store.rotate_refresh_token, presented, creds.client_id)
+        if grant.outcome != "rotated" or grant.user_id is None:
+            if grant.outcome == "reused":
+                log.warning("a used refresh token was shown again: every token of that sign-in of user %s"
+                            " is revoked", grant.user_id)
+            reason = _REFRESH_REFUSED.get(grant.outcome, _REFRESH_REFUSED["unknown"])
+            raise OAuthError("invalid_grant", reason)
+        user = await asyncio.to_thread(self.store.user_by_id, grant.user_id)
+        token, claims = await self._user_token(user, creds.client_id, audience, requested, REFRESH_TOKEN)
+        return _token_answer(token, claims, _refresh_fields(grant.token, grant.expires_at, claims))
+
+    async def _user_token(self, user: User, client_id: str, audience: str, requested: tuple[str, ...],
+                          grant_type: str) -> tuple[str, dict[str, Any]]:
+        """An access token for a person, with the scopes their roles allow now, and its record."""
+        scope = self._user_scope(requested, audience, user.roles)
+        token, claims = self.mint.access_token(sub=user.id, aud=audience, client_id=client_id, scope=scope,
+                                               roles=user.roles, username=user.username)
+        await asyncio.to_thread(self.store.record_token, claims, grant_type)
+        return token, claims
 
     @staticmethod
     def _user_scope(requested: tuple[str, ...], audience: str, roles: tuple[str, ...]) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ LOCKOUT_SECONDS_ENV = "LEAGUE_IDENTITY_LOCKOUT_SECONDS"
 LOGIN_RATE_ENV = "LEAGUE_IDENTITY_LOGIN_RATE"
 DEVICE_INTERVAL_ENV = "LEAGUE_IDENTITY_DEVICE_INTERVAL"
 DEVICE_LIFETIME_ENV = "LEAGUE_IDENTITY_DEVICE_LIFETIME"
+REFRESH_LIFETIME_ENV = "LEAGUE_IDENTITY_REFRESH_LIFETIME"
+CLIENTS_ENV = "LEAGUE_IDENTITY_CLIENTS"
 
 SERVICE_NAME = "identity"
 ADMIN_SCOPE = "identity.admin"
@@ -55,6 +57,14 @@ class IdentityPaths:
     def admin_password(self) -> Path:
         return self.root / "admin-password"
 
+    @property
+    def client_secrets(self) -> Path:
+        """Where the secrets of the service accounts the eco-system wants are handed over."""
+        return self.root / "clients"
+
+    def client_secret(self, name: str) -> Path:
+        return self.client_secrets / f"{name}.secret"
+
 
 @dataclass(frozen=True)
 class IdentitySettings:
@@ -69,6 +79,10 @@ class IdentitySettings:
     login_window: float = 60.0
     device_interval: int = 5
     device_lifetime: float = 600.0
+    # How long a `league login` lasts: refreshing rotates the token but never extends this.
+    refresh_lifetime: float = 43200.0
+    # The service accounts the eco-system wants (LEAGUE_IDENTITY_CLIENTS), made at startup.
+    clients_file: Path | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -86,6 +100,7 @@ class IdentitySettings:
             raise IdentityError(f"{ISSUER_ENV}={issuer!r} is not the service's external base URL",
                                 hint="e.g. http://127.0.0.1:9400 (no trailing slash)")
         attempts, window = _rate(env.get(LOGIN_RATE_ENV, "10/60"))
+        clients_file = env.get(CLIENTS_ENV, "").strip()
         return cls(
             issuer=issuer,
             token_lifetime=_number(env, TOKEN_LIFETIME_ENV, 600.0, low=10.0, high=86400.0),
@@ -96,6 +111,8 @@ class IdentitySettings:
             login_window=window,
             device_interval=int(_number(env, DEVICE_INTERVAL_ENV, 5, low=1, high=60)),
             device_lifetime=_number(env, DEVICE_LIFETIME_ENV, 600.0, low=10.0, high=3600.0),
+            refresh_lifetime=_number(env, REFRESH_LIFETIME_ENV, 43200.0, low=60.0, high=30 * 86400.0),
+            clients_file=Path(clients_file).absolute() if clients_file else None,
         )
 
 

@@ -2,10 +2,16 @@
 
 SQLite in WAL mode, one file under `$LEAGUE_HOME/identity/`, opened by the identity
 service only. Nothing in it can be used as a credential if the file leaks: passwords
-and client secrets are argon2id hashes, device and user codes are SHA-256 hashes (they
-are random and live minutes, so a fast hash is enough), and tokens are never stored,
-only their ids, subjects, audiences and expiry, so an operator can tell who was given
-access to what. That record is append-only: triggers refuse to change or delete a row.
+and client secrets are argon2id hashes, device and user codes and refresh tokens are
+SHA-256 hashes (they are random, 256 bits for the long-lived ones, so a fast hash is
+enough), and access tokens are never stored, only their ids, subjects, audiences and
+expiry, so an operator can tell who was given access to what. That record is
+append-only: triggers refuse to change or delete a row.
+
+Refresh tokens come in families, one per `league login`: each use hands out the next
+one and marks the old one used, and the whole family ends at the login's expiry.
+Showing a used token again means two parties hold the family (a copy was stolen), so
+the whole family is revoked and both must sign in again (OAuth 2.0 Security BCP 4.14).
 
 Checking a password runs argon2 outside the database lock, so one slow login does not
 hold up token requests; the failure counter is bumped in SQL, so concurrent guesses
@@ -42,6 +48,9 @@ USER_CODE_LENGTH = 8
 SLOW_DOWN_SECONDS = 5
 
 PENDING, APPROVED, DENIED, USED = "pending", "approved", "denied", "used"
+# How long a used or revoked refresh token is kept after its family ended: long enough to
+# recognise a replay as one, short enough that the table does not grow without end.
+REFRESH_RECORD_SECONDS = 86400.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -90,6 +99,18 @@ CREATE TABLE IF NOT EXISTS issued_tokens (
     exp INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS issued_tokens_by_sub ON issued_tokens (sub, iat);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_family ON refresh_tokens (family);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_user ON refresh_tokens (user_id);
 CREATE TRIGGER IF NOT EXISTS issued_tokens_no_update BEFORE UPDATE ON issued_tokens
 BEGIN SELECT RAISE(ABORT, 'issued_tokens is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS issued_tokens_no_delete BEFORE DELETE ON issued_tokens
@@ -169,6 +190,16 @@ class DeviceGrant:
 
 
 @dataclass(frozen=True)
+class RefreshGrant:
+    """What presenting a refresh token gave: the next token of its family, or why not."""
+
+    outcome: str  # rotated | unknown | expired | revoked | reused | disabled
+    user_id: str | None = None
+    token: str = ""
+    expires_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     jti: str
     sub: str
@@ -213,10 +244,19 @@ def check_password(password: str) -> str:
 
 
 def check_service_name(name: str) -> str:
-    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):  # match() lets "x\n" in
         raise IdentityError(f"{str(name)[:40]!r} is not a service name",
                             hint="lowercase letters, digits and '-', as in the catalog")
     return name
+
+
+def _grants(scopes: Iterable[str], audiences: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A service account's scopes and audiences, checked, in order, each once."""
+    try:
+        scope_list = parse_scope(" ".join(scopes))
+    except ScopeError as error:
+        raise IdentityError(str(error)) from error
+    return scope_list, tuple(dict.fromkeys(check_service_name(a) for a in audiences))
 
 
 class IdentityStore:
@@ -279,8 +319,12 @@ class IdentityStore:
         return any("admin" in user.roles and not user.disabled for user in self.users())
 
     def set_disabled(self, username: str, disabled: bool) -> User:
+        """Enable or disable a user; disabling also ends every `league login` session they hold."""
         with self._transaction() as db:
             done = db.execute("UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username))
+            if disabled:
+                db.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND user_id ="
+                           " (SELECT id FROM users WHERE username = ?)", (time.time(), username))
         if done.rowcount == 0:
             raise IdentityError(f"no user {username!r}", hint="league user list")
         user = self.user_by_name(username)
@@ -334,11 +378,7 @@ class IdentityStore:
                             description: str = "") -> tuple[ServiceAccount, str]:
         """The new account and its client secret: shown this once, only its hash is kept."""
         check_service_name(name)
-        try:
-            scope_list = parse_scope(" ".join(scopes))
-        except ScopeError as error:
-            raise IdentityError(str(error)) from error
-        audience_list = tuple(dict.fromkeys(check_service_name(a) for a in audiences))
+        scope_list, audience_list = _grants(scopes, audiences)
         secret = new_secret()
         try:
             with self._transaction() as db:
@@ -361,6 +401,29 @@ class IdentityStore:
         with self._lock:
             rows = self._db.execute("SELECT * FROM service_accounts ORDER BY client_id").fetchall()
         return [_account(row) for row in rows]
+
+    def update_service_account(self, name: str, *, scopes: Iterable[str],
+                               audiences: Iterable[str]) -> ServiceAccount:
+        """Set what an account may reach and do; its secret stays what it was."""
+        scope_list, audience_list = _grants(scopes, audiences)
+        with self._transaction() as db:
+            done = db.execute("UPDATE service_accounts SET scopes = ?, audiences = ? WHERE client_id = ?",
+                              (" ".join(scope_list), " ".join(audience_list), name))
+        if done.rowcount == 0:
+            raise IdentityError(f"no service account {name!r}", hint="league service-account list")
+        account = self.service_account(name)
+        assert account is not None
+        return account
+
+    def reset_client_secret(self, name: str) -> str:
+        """A new secret for an account, shown this once; the old one stops working at once."""
+        secret = new_secret()
+        with self._transaction() as db:
+            done = db.execute("UPDATE service_accounts SET secret_hash = ? WHERE client_id = ?",
+                              (self.secrets.hash(secret), name))
+        if done.rowcount == 0:
+            raise IdentityError(f"no service account {name!r}", hint="league service-account list")
+        return secret
 
     def authenticate_client(self, client_id: str, secret: str) -> ServiceAccount | None:
         """The account when the secret is its own and it is enabled; one argon2 check either way."""
@@ -444,6 +507,49 @@ class IdentityStore:
                            (interval, row["device_code_hash"]))
                 return DeviceGrant("slow_down", interval=interval)
             return DeviceGrant("pending", interval=interval)
+
+    # --- refresh tokens (RFC 6749 6) ------------------------------------------------------------
+
+    def issue_refresh_token(self, user_id: str, client_id: str, *, lifetime: float,
+                            now: float | None = None) -> tuple[str, float]:
+        """The first refresh token of a new family (a new login) and when the family ends."""
+        now = time.time() if now is None else now
+        token, expires_at = secrets.token_urlsafe(32), now + lifetime
+        with self._transaction() as db:
+            db.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now - REFRESH_RECORD_SECONDS,))
+            db.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, client_id, created_at,"
+                       " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       (_sha256(token), uuid.uuid4().hex, user_id, client_id, now, expires_at))
+        return token, expires_at
+
+    def rotate_refresh_token(self, token: str, client_id: str, now: float | None = None) -> RefreshGrant:
+        """Trade a refresh token for the next of its family, once; a second use revokes the family.
+
+        One transaction reads, checks and rotates, so two requests racing with the same
+        token cannot both win: the second sees it used and revokes the family.
+        """
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            row = db.execute("SELECT r.*, u.disabled AS user_disabled FROM refresh_tokens r"
+                             " LEFT JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?",
+                             (_sha256(token[:256]),)).fetchone()
+            if row is None or row["client_id"] != client_id:
+                return RefreshGrant("unknown")
+            user_id = row["user_id"]
+            if row["revoked_at"] is not None:
+                return RefreshGrant("revoked", user_id)
+            if row["used_at"] is not None or row["user_disabled"] is None or row["user_disabled"]:
+                db.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+                           (now, row["family"]))
+                return RefreshGrant("reused" if row["used_at"] is not None else "disabled", user_id)
+            if row["expires_at"] <= now:
+                return RefreshGrant("expired", user_id)
+            successor = secrets.token_urlsafe(32)
+            db.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, row["token_hash"]))
+            db.execute("INSERT INTO refresh_tokens (token_hash, family, user_id, client_id, created_at,"
+                       " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       (_sha256(successor), row["family"], user_id, client_id, now, row["expires_at"]))
+        return RefreshGrant("rotated", user_id, successor, float(row["expires_at"]))
 
     # --- the record of issued tokens -------------------------------------------------------------
 

@@ -3,13 +3,14 @@
 A platform service like any other: built with `kit`, run by `python -m
 sevenleague.kit.serve sevenleague.identity.service:app`, its state under
 `$LEAGUE_HOME/identity/` (signing keys, its SQLite database, the first admin's
-password file). Its issuer is its external base URL, `LEAGUE_OIDC_ISSUER`, which is
-also what every service's kit reads to find the JWKS; so the kit's own token check
-runs here too, on the admin API, fed with this service's keys in-process rather than
-over HTTP to itself.
+password file, the secrets of the service accounts the eco-system wants). Its issuer
+is its external base URL, `LEAGUE_OIDC_ISSUER`, which is also what every service's kit
+reads to find the JWKS; so the kit's own token check runs here too, on the admin API,
+fed with this service's keys in-process rather than over HTTP to itself.
 
 Routes: discovery and JWKS (public, cacheable), `/token` and `/device_authorization`
-(RFC 6749, 8693, 8628), the `/device` sign-in form, and the admin API under `/api/`.
+(RFC 6749 with refresh tokens, 8693, 8628), the `/device` sign-in form, and the admin
+API under `/api/`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__, kit
-from ..kit.api import api_schemas, openapi_route
+from ..kit.api import API_EXCEPTION_HANDLERS, api_schemas, openapi_route
 from ._admin import AdminApi
 from ._keys import ALGORITHM, KeyRing
 from ._login_form import LoginForm
 from ._oauth import AUTH_METHODS, GRANT_TYPES, OAuthEndpoints
+from ._openapi import COMPONENTS, with_code_rules
 from ._scopes import IDENTITY_SCOPES
 from ._settings import (
     ADMIN_SCOPE,
@@ -44,13 +46,14 @@ from ._settings import (
 )
 from ._store import IdentityStore, ensure_first_admin
 from ._tokens import TokenMint
+from ._wanted_clients import apply_wanted_clients, load_wanted_clients
 
 JWKS_CACHE_SECONDS = 300  # the default key grace period (900 s) is three of these
 Handler = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger("sevenleague.identity")
 
-schemas = api_schemas("sevenleague identity", __version__)
+schemas = api_schemas("sevenleague identity", __version__, COMPONENTS)
 
 
 class _State:
@@ -86,7 +89,11 @@ async def openid_configuration(request: Request) -> Response:
     """
     summary: OpenID Connect discovery document (also served as OAuth 2 server metadata).
     responses:
-      200: {description: issuer, endpoints, supported grants and algorithms}
+      200:
+        description: "the issuer, its endpoints, supported grants and algorithms"
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/ServerMetadata"}
     """
     return JSONResponse(discovery_document(state.settings),
                         headers={"Cache-Control": f"public, max-age={JWKS_CACHE_SECONDS}"})
@@ -96,7 +103,11 @@ async def jwks(request: Request) -> Response:
     """
     summary: The public keys tokens are signed with, including the next and the previous key.
     responses:
-      200: {description: "a JWK Set (RFC 7517)"}
+      200:
+        description: "a JWK Set (RFC 7517)"
+        content:
+          application/jwk-set+json:
+            schema: {$ref: "#/components/schemas/JsonWebKeySet"}
     """
     state.keys.prune()
     return JSONResponse(state.keys.jwks(), headers={"Cache-Control": f"public, max-age={JWKS_CACHE_SECONDS}"},
@@ -109,39 +120,52 @@ def _late(name: str, doc_from: Callable[..., Any]) -> Handler:
     async def endpoint(request: Request) -> Response:
         return await state.handlers[name](request)
 
-    endpoint.__doc__ = doc_from.__doc__
+    endpoint.__doc__ = with_code_rules(doc_from.__doc__ or "")
     endpoint.__name__ = name
     return endpoint
 
 
 GRANTS_DOC = """
-summary: "The token endpoint (RFC 6749): client credentials, token exchange (RFC 8693), device code."
+summary: "The token endpoint (RFC 6749): client credentials, token exchange (RFC 8693), device code,
+  refresh token (public client league, rotated on each use)."
+security: [{}, {clientBasic: []}]
 requestBody:
+  required: true
   content:
     application/x-www-form-urlencoded:
       schema:
         type: object
         required: [grant_type]
         properties:
-          grant_type: {type: string}
-          audience: {type: string, description: the service the token is for}
-          resource: {type: string, description: the same as audience (RFC 8707)}
-          scope: {type: string}
-          client_id: {type: string}
-          client_secret: {type: string}
-          subject_token: {type: string}
-          subject_token_type: {type: string}
+          grant_type: {type: string, enum: GRANT_TYPES}
+          audience: {type: string, pattern: SERVICE_NAME, description: the service the token is for}
+          resource: {type: string, pattern: SERVICE_NAME, description: the same as audience (RFC 8707)}
+          scope: {type: string, pattern: SCOPES, description: "space-separated, e.g. hello.read hello.write"}
+          client_id: {type: string, pattern: "^[A-Za-z0-9._:-]{1,64}$"}
+          client_secret: {type: string, description: or HTTP Basic (client_secret_basic)}
+          subject_token: {type: string, description: "token exchange: the access token to exchange"}
+          subject_token_type: {type: string, enum: ["urn:ietf:params:oauth:token-type:access_token"]}
+          requested_token_type: {type: string, enum: ["urn:ietf:params:oauth:token-type:access_token"]}
           device_code: {type: string}
+          refresh_token: {type: string}
 responses:
-  200: {description: "{access_token, token_type: Bearer, expires_in, scope}"}
-  400: {description: "an RFC 6749 5.2 error: invalid_request, invalid_grant, invalid_scope, invalid_target,
-        unsupported_grant_type, authorization_pending, slow_down, expired_token, access_denied"}
-  401: {description: invalid_client}
+  200:
+    description: "{access_token, token_type: Bearer, expires_in, scope}; the device code and
+      refresh token grants add {refresh_token, refresh_token_expires_in}: use the new refresh
+      token next time, the one sent is spent"
+    headers:
+      Cache-Control: {$ref: "#/components/headers/NoStore"}
+    content:
+      application/json:
+        schema: {$ref: "#/components/schemas/TokenAnswer"}
+  400: {$ref: "#/components/responses/OAuthBadRequest"}
+  401: {$ref: "#/components/responses/OAuthUnauthorized"}
 """
 
 DEVICE_AUTHORIZATION_DOC = """
 summary: Start a device authorization (RFC 8628) for the public client `league`.
 requestBody:
+  required: true
   content:
     application/x-www-form-urlencoded:
       schema:
@@ -149,13 +173,18 @@ requestBody:
         required: [client_id]
         properties:
           client_id: {type: string, enum: [league]}
-          scope: {type: string}
-          audience: {type: string, description: "default identity"}
+          scope: {type: string, pattern: SCOPES}
+          audience: {type: string, pattern: SERVICE_NAME, description: "default identity"}
 responses:
-  200: {description: "{device_code, user_code, verification_uri, verification_uri_complete,
-        expires_in, interval}"}
-  400: {description: an RFC 6749 5.2 error}
-  401: {description: invalid_client}
+  200:
+    description: the codes, and where the user approves
+    headers:
+      Cache-Control: {$ref: "#/components/headers/NoStore"}
+    content:
+      application/json:
+        schema: {$ref: "#/components/schemas/DeviceAuthorization"}
+  400: {$ref: "#/components/responses/OAuthBadRequest"}
+  401: {$ref: "#/components/responses/OAuthUnauthorized"}
 """
 
 
@@ -190,6 +219,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     if not home:
         raise IdentityError(f"{HOME_ENV} is not set: the identity service keeps its keys and users under it")
     settings = IdentitySettings.from_environment()
+    # Read before anything is opened or made: a wrong file stops the start with nothing changed.
+    wanted = load_wanted_clients(settings.clients_file) if settings.clients_file is not None else ()
     paths = IdentityPaths.under(Path(home).absolute())
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.root.chmod(0o700)
@@ -201,6 +232,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.warning("first admin %r created; the password is in %s (mode 0600)", made[0], made[1])
     elif not state.store.has_admin():
         log.warning("no enabled user has role admin: the admin API is out of reach until one does")
+    if settings.clients_file is not None:
+        changes = apply_wanted_clients(state.store, wanted, paths)
+        log.info("service accounts from %s: %s; secrets in %s", settings.clients_file, changes.summary(),
+                 paths.client_secrets)
     state.handlers = _handlers(settings, state.keys, state.store)
     log.info("identity service for issuer %s; signing key %s", settings.issuer, state.keys.signing_key().kid)
     try:
@@ -251,7 +286,8 @@ ACCESS: dict[str, kit.Access] = {
     route.path: ADMIN_SCOPE if route.path.startswith("/api/") else kit.PUBLIC for route in routes
 }
 
-app = kit.instrument(Starlette(routes=routes, lifespan=lifespan), service=SERVICE_NAME, version=__version__,
-                     access=ACCESS, auth=_gate_settings())
+schemas.declare_access(ACCESS)
+app = kit.instrument(Starlette(routes=routes, lifespan=lifespan, exception_handlers=API_EXCEPTION_HANDLERS),
+                     service=SERVICE_NAME, version=__version__, access=ACCESS, auth=_gate_settings())
 
 __all__ = ["app", "discovery_document"]

@@ -12,6 +12,9 @@ and gives it what running in the eco-system needs:
   bearer token on every route not declared `PUBLIC` in `access`, with the scopes the route
   declares; the caller goes to `request.state.identity` and into the request's log line.
 
+`ServiceClient` calls other services while a request is handled, on the caller's
+behalf (their token exchanged for one addressed to the callee) or as the service itself.
+
 `python -m sevenleague.kit.serve module:app` runs it under uvicorn and turns SIGTERM
 into a graceful drain.
 """
@@ -83,16 +86,33 @@ def instrument(
 if TYPE_CHECKING:
     from ._auth_jwks import JwksCache, JwksUnavailable
     from ._auth_tokens import TokenVerifier
+    from .client import (
+        CLIENT_ID_ENV,
+        CLIENT_SECRET_FILE_ENV,
+        SERVICE_URLS_ENV,
+        CallFailed,
+        CallRefused,
+        ClientConfigError,
+        ServiceClient,
+        ServiceResponse,
+        UnknownService,
+    )
 
-# The token verifier and key cache load joserfc and cryptography: only on first use.
+# The token verifier and key cache load joserfc and cryptography, the service client an
+# HTTP stack: only on first use, so a service that needs neither does not pay for them.
 __getattr__, _ = lazy_exports(__name__, {
     "JwksCache": "._auth_jwks",
     "JwksUnavailable": "._auth_jwks",
     "TokenVerifier": "._auth_tokens",
+    **{name: ".client" for name in (
+        "CLIENT_ID_ENV", "CLIENT_SECRET_FILE_ENV", "SERVICE_URLS_ENV", "CallFailed", "CallRefused",
+        "ClientConfigError", "ServiceClient", "ServiceResponse", "UnknownService")},
 })
 
 
 __all__ = [
+    "CLIENT_ID_ENV",
+    "CLIENT_SECRET_FILE_ENV",
     "INSTANCE_ENV",
     "ISSUER_ENV",
     "JWKS_URI_ENV",
@@ -100,11 +120,15 @@ __all__ = [
     "NAMES",
     "PUBLIC",
     "SERVICE_ENV",
+    "SERVICE_URLS_ENV",
     "STDOUT",
     "Access",
     "AccessPolicy",
     "AuthConfigError",
     "AuthSettings",
+    "CallFailed",
+    "CallRefused",
+    "ClientConfigError",
     "Identity",
     "InvalidToken",
     "JsonLines",
@@ -115,7 +139,10 @@ __all__ = [
     "RedMetrics",
     "RequestLedger",
     "RequestObserver",
+    "ServiceClient",
+    "ServiceResponse",
     "TokenVerifier",
+    "UnknownService",
     "instance_name",
     "instrument",
     "new_request_id",

@@ -28,6 +28,7 @@ JWKS_URI_ENV = "LEAGUE_OIDC_JWKS_URI"
 
 # A scope is echoed in a WWW-Authenticate quoted-string: RFC 6749's scope-token characters.
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+_METHOD = re.compile(r"GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS")
 
 # url, timeout in seconds -> the JSON object at that url
 Fetch = Callable[[str, float], Mapping[str, Any]]
@@ -226,21 +227,43 @@ def _matched_template(route: Any, scope: Mapping[str, Any], child: Mapping[str, 
     return template
 
 
+def split_access_key(key: str) -> tuple[str | None, str]:
+    """`"POST /api/items"` -> ("POST", "/api/items"); a bare template applies to every method."""
+    method, space, template = key.partition(" ")
+    if not space:
+        return None, key
+    if not _METHOD.fullmatch(method):
+        raise AuthConfigError(f"access[{key!r}]: {method!r} is not an HTTP method",
+                              hint='write "GET /path", "POST /path", ... or the bare template')
+    return method, template.strip()
+
+
 class AccessPolicy:
-    """What each route needs: PUBLIC, or a (possibly empty) set of scopes on a valid token."""
+    """What each route needs: PUBLIC, or a (possibly empty) set of scopes on a valid token.
+
+    A key is a route template (`/api/items/{id}`), for every method, or a method and a
+    template (`POST /api/items`), which wins over the bare template for that method: one
+    path often reads with one scope and writes with another.
+    """
 
     def __init__(self, access: Mapping[str, Access] | None = None, *,
                  known_routes: set[str] | None = None) -> None:
         self.rules: dict[str, Public | frozenset[str]] = {}
-        for route, declared in (access or {}).items():
+        for key, declared in (access or {}).items():
+            method, route = split_access_key(key)
             if known_routes is not None and route not in known_routes:
                 raise AuthConfigError(
-                    f"access[{route!r}]: no route has this template",
+                    f"access[{key!r}]: no route has this template",
                     hint=f"declare one of {', '.join(sorted(known_routes)) or '(no routes)'}")
-            self.rules[route] = required_scopes(route, declared)
+            self.rules[route if method is None else f"{method} {route}"] = required_scopes(key, declared)
 
-    def needs(self, route: str | None) -> Public | frozenset[str]:
+    def needs(self, route: str | None, method: str | None = None) -> Public | frozenset[str]:
         """Undeclared and unknown routes need a valid token: the secure default."""
         if route is None:
             return frozenset()
+        if method is not None:
+            for candidate in (method, "GET") if method == "HEAD" else (method,):
+                rule = self.rules.get(f"{candidate} {route}")
+                if rule is not None:
+                    return rule
         return self.rules.get(route, frozenset())

@@ -28,6 +28,7 @@ from ._auth import (
 )
 from ._auth_jwks import JwksCache, fetch_json
 from ._auth_tokens import TokenVerifier
+from ._caller_token import CALLER_TOKEN, CallerToken
 from ._observer import UNMATCHED
 
 # RFC 6750 2.1: b64token
@@ -89,13 +90,13 @@ class Gate:
     def needs(self, scope: Scope) -> Public | frozenset[str]:
         """What the request's route needs; records the template so a refused request counts under it."""
         if self.routes is None:
-            return self.policy.needs(scope["path"])
+            return self.policy.needs(scope["path"], scope.get("method"))
         try:
             template = resolve_route(self.routes, scope)
         except Exception:  # a route that cannot match this request must not open it
             template = None
         scope["route_template"] = UNMATCHED if template is None else template
-        return self.policy.needs(template)
+        return self.policy.needs(template, scope.get("method"))
 
     async def judge(self, scope: Scope) -> tuple[Identity | None, Rejection | None]:
         """The caller (None when anonymous), and the answer to send instead of the app's, if any."""
@@ -107,7 +108,10 @@ class Gate:
                 identity = await self.verifier.verify(token)
             except InvalidToken as error:
                 reason = error.reason
-        scope.setdefault("state", {})["identity"] = identity
+        state = scope.setdefault("state", {})
+        state["identity"] = identity
+        if identity is not None and token is not None:  # kept, hidden, for calls on the caller's behalf
+            state[CALLER_TOKEN] = CallerToken(token)
         if isinstance(need, Public):
             return identity, None
         if identity is None:

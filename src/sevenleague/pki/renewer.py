@@ -24,10 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import LeagueError
 from ._ca import ensure_ca
-from ._edge import ensure_edge_certificate
+from ._edge import EDGE_NAME, ensure_edge_certificate
+from ._haproxy import push_certificate_to_haproxy
 from ._inventory import certificate_inventory
 from ._leaf import ensure_leaf
+from ._store import LeafPaths, PkiPaths
 
 LOG = logging.getLogger("sevenleague.pki.renewer")
 MIN_SLEEP, MAX_SLEEP = 1.0, 300.0
@@ -94,7 +97,20 @@ def renew_once(home: Path) -> float:
     pki_dir = home / "pki"
     for name in ensure_certificates(pki_dir, str(snapshot["ecosystem"]), wanted):
         LOG.info("renewed the certificate of %s", name)
+        if name == EDGE_NAME and snapshot.get("haproxy_admin_socket"):
+            hand_edge_certificate_to_haproxy(pki_dir, Path(snapshot["haproxy_admin_socket"]))
     return seconds_until_next_renewal(pki_dir, datetime.now(UTC))
+
+
+def hand_edge_certificate_to_haproxy(pki_dir: Path, admin_socket: Path) -> None:
+    """HAProxy reads its certificate once; a renewed one goes in through the runtime API, no reload."""
+    edge = LeafPaths(PkiPaths(pki_dir).edge, PkiPaths(pki_dir).ca_bundle)
+    try:
+        push_certificate_to_haproxy(admin_socket, edge.bundle, edge)
+    except (OSError, LeagueError) as error:  # HAProxy not running: it reads the new file when it starts
+        LOG.warning("HAProxy did not take the renewed edge certificate now (%s)", error)
+    else:
+        LOG.info("HAProxy serves the renewed edge certificate")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,11 @@ Decisions, each visible in the output:
 - `idle-close-on-response`: during a reload the old worker keeps its idle keep-alive
   connections open and closes each one after answering the next request on it (with
   `Connection: close`), instead of closing them at once and racing a client that is
-  just sending on one; `hard-stop-after` bounds how long an old worker may linger.
+  just sending on one; `hard-stop-after` bounds how long an old worker may linger;
+- HTTPS only: the edge presents its own certificate (TLS 1.2 and newer), tells browsers
+  to stay on HTTPS (HSTS), and its plain HTTP port, when the catalog has one, answers
+  every request with a redirect to the same path over HTTPS and nothing else. The stats
+  page and the Prometheus exporter are served over the same certificate.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def _route_condition(route: str) -> str:
     return f"{{ path {prefix} }} || {{ path_beg {prefix}/ }}"
 
 
-def _backend(name: str, service: ServiceSpec, catalog: Catalog, instance_ca: Path | None) -> str:
+def _backend(name: str, service: ServiceSpec, catalog: Catalog, ca_file: Path | None) -> str:
     health = service.health
     lines = [
         f"backend {backend_name(name)}",
@@ -65,9 +69,29 @@ def _backend(name: str, service: ServiceSpec, catalog: Catalog, instance_ca: Pat
     for instance in catalog.instances_of(name):
         # With TLS, the instance must prove it is this instance (verifyhost) with a certificate of
         # the eco-system's CA; the health checks ride the same TLS.
-        tls = f" ssl verify required ca-file {instance_ca} verifyhost {instance.name}" if instance_ca else ""
+        tls = f" ssl verify required ca-file {ca_file} verifyhost {instance.name}" if ca_file else ""
         lines.append(f"    server {instance.name} {instance.address}:{instance.port} check{tls}")
     return "\n".join(lines)
+
+
+HSTS_SECONDS = 365 * 86400
+
+
+def _bind(address: str, port: int, certificate: Path | None) -> str:
+    tls = f" ssl crt {certificate} alpn http/1.1" if certificate else ""
+    return f"    bind {address}:{port}{tls}"
+
+
+def _redirect_frontend(address: str, http_port: int, https_port: int) -> str:
+    """Plain HTTP only says where HTTPS is: same host name, the HTTPS port, same path and query."""
+    port = "" if https_port == 443 else f":{https_port}"
+    return (
+        "frontend edge_http\n"
+        f"    bind {address}:{http_port}\n"
+        "    log global\n"
+        f"    log-format {LOG_FORMAT}\n"
+        f"    http-request redirect code 301 location https://%[req.hdr(host),field(1,:)]{port}%[url]\n"
+    )
 
 
 def render_haproxy_cfg(catalog: Catalog, paths: HaproxyPaths) -> str:
@@ -84,6 +108,10 @@ def render_haproxy_cfg(catalog: Catalog, paths: HaproxyPaths) -> str:
         else:
             routing.append(f"    use_backend {backend_name(name)} if {_route_condition(service.route)}")
 
+    request_id = ("    http-request set-header X-Request-ID %[uuid()] unless "
+                  f"{{ req.hdr(x-request-id) -m reg {SANE_REQUEST_ID} }}")
+    hsts = (f"    http-after-response set-header Strict-Transport-Security max-age={HSTS_SECONDS}\n"
+            if paths.certificate else "")
     parts = [
         f"""\
 # Rendered by sevenleague for eco-system {catalog.name!r}; edits are overwritten by `league up`.
@@ -93,6 +121,8 @@ global
     stats socket {paths.admin_socket} mode 600 level admin expose-fd listeners
     stats timeout 30s
     hard-stop-after 30s
+    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+    ssl-default-server-options ssl-min-ver TLSv1.2
 
 defaults
     mode http
@@ -110,25 +140,27 @@ defaults
     timeout check 2s
 
 frontend edge
-    bind {edge_address}:{spec.edge.port}
+{_bind(edge_address, spec.edge.port, paths.certificate)}
     option idle-close-on-response
     log global
     log-format {LOG_FORMAT}
-    http-request set-header X-Request-ID %[uuid()] unless {{ req.hdr(x-request-id) -m reg {SANE_REQUEST_ID} }}
+{hsts}{request_id}
     unique-id-format %[req.hdr(x-request-id)]
     http-after-response set-header X-Request-ID %[unique-id]
 {chr(10).join(routing) + chr(10) if routing else ""}    default_backend {default}
 
 frontend stats
-    bind {edge_address}:{spec.edge.stats_port}
+{_bind(edge_address, spec.edge.stats_port, paths.certificate)}
     http-request use-service prometheus-exporter if {{ path /metrics }}
     stats enable
     stats uri /stats
     stats refresh 5s
 """,
     ]
+    if spec.edge.http_port is not None:
+        parts.append(_redirect_frontend(edge_address, spec.edge.http_port, spec.edge.port))
     for name, service in spec.services.items():
-        parts.append(_backend(name, service, catalog, paths.instance_ca) + "\n")
+        parts.append(_backend(name, service, catalog, paths.ca_file) + "\n")
     parts.append(
         "backend no_route\n"
         '    http-request return status 404 content-type text/plain string "no service at this path\\n"\n'

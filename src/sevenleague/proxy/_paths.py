@@ -8,4 +8,5 @@ from pathlib import Path
 class HaproxyPaths:
     config: Path
     admin_socket: Path
-    instance_ca: Path | None = None  # instances serve TLS signed by this CA; None: plain HTTP
+    ca_file: Path | None = None  # instances serve TLS signed by this CA; None: plain HTTP
+    certificate: Path | None = None  # the edge's own key and chain (one PEM); None: the edge speaks HTTP

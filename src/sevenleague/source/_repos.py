@@ -56,7 +56,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 
 
 def check_name(name: str) -> None:
-    if not re.match(NAME_PATTERN, name):
+    if not re.fullmatch(NAME_PATTERN, name):
         raise UsageError(f"{name!r} is not a valid repository name", hint=NAME_RULE)
 
 

@@ -5,14 +5,25 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class ServerTls:
+    """The files a Prometheus-family server (exporter-toolkit) serves HTTPS with."""
+
+    web_config: Path  # --web.config.file: names the two below
+    certificate: Path  # leaf then intermediates
+    key: Path
+
+
+@dataclass(frozen=True)
 class PrometheusPaths:
     config: Path
     targets_dir: Path
     data_dir: Path
-    instance_ca: Path | None = None  # instances serve TLS signed by this CA; None: plain HTTP
+    ca_file: Path | None = None  # targets serve TLS signed by this CA; None: plain HTTP
+    tls: ServerTls | None = None  # None: Prometheus serves plain HTTP
 
 
 @dataclass(frozen=True)
 class AlertmanagerPaths:
     config: Path
     data_dir: Path
+    tls: ServerTls | None = None

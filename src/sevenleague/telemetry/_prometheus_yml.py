@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from ..catalog import Catalog, format_duration
-from ._paths import AlertmanagerPaths, PrometheusPaths
+from ._paths import AlertmanagerPaths, PrometheusPaths, ServerTls
 from ._targets import ScrapeJob
 
 
@@ -27,9 +27,28 @@ def _scrape_config(job: ScrapeJob, paths: PrometheusPaths) -> dict[str, Any]:
         "metrics_path": job.metrics_path,
         "file_sd_configs": [{"files": [str(target_file(paths, job))]}],
     }
-    if job.instances and paths.instance_ca:
+    if paths.ca_file:
         config["scheme"] = "https"
-        config["tls_config"] = {"ca_file": str(paths.instance_ca)}
+        config["tls_config"] = {"ca_file": str(paths.ca_file)}
+    return config
+
+
+def render_web_config(tls: ServerTls) -> str:
+    """exporter-toolkit's web config: HTTPS with the process' own leaf, TLS 1.2 at least.
+
+    The files are read again for every new connection, so a renewed certificate is served
+    from the next handshake on, with no restart.
+    """
+    document = {"tls_server_config": {"cert_file": str(tls.certificate), "key_file": str(tls.key),
+                                      "min_version": "TLS12"}}
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def _alertmanager_config(target: str, paths: PrometheusPaths) -> dict[str, Any]:
+    config: dict[str, Any] = {"static_configs": [{"targets": [target]}]}
+    if paths.ca_file:
+        config["scheme"] = "https"
+        config["tls_config"] = {"ca_file": str(paths.ca_file)}
     return config
 
 
@@ -46,9 +65,7 @@ def render_prometheus_yml(catalog: Catalog, jobs: list[ScrapeJob], paths: Promet
             "external_labels": {"ecosystem": catalog.name},
         },
         "alerting": {
-            "alertmanagers": [
-                {"static_configs": [{"targets": [f"{catalog.address_of(am.host)}:{am.port}"]}]}
-            ]
+            "alertmanagers": [_alertmanager_config(f"{catalog.address_of(am.host)}:{am.port}", paths)]
         },
         "scrape_configs": [_scrape_config(job, paths) for job in jobs],
     }
@@ -78,6 +95,7 @@ def prometheus_argv(prometheus: Path, catalog: Catalog, paths: PrometheusPaths) 
         f"--storage.tsdb.path={paths.data_dir}",
         f"--storage.tsdb.retention.time={format_duration(spec.retention)}",
         f"--web.listen-address={catalog.address_of(spec.host)}:{spec.port}",
+        *([f"--web.config.file={paths.tls.web_config}"] if paths.tls else []),
     )
 
 
@@ -89,4 +107,5 @@ def alertmanager_argv(alertmanager: Path, catalog: Catalog, paths: AlertmanagerP
         f"--storage.path={paths.data_dir}",
         f"--web.listen-address={catalog.address_of(spec.host)}:{spec.port}",
         "--cluster.listen-address=",  # one Alertmanager: no gossip port to clash with
+        *([f"--web.config.file={paths.tls.web_config}"] if paths.tls else []),
     )

@@ -26,7 +26,7 @@ class ScrapeJob:
     name: str
     targets: tuple[Target, ...]
     metrics_path: str = "/metrics"
-    instances: bool = False  # a service's app instances: scraped over TLS when they serve it
+    instances: bool = False  # a service's app instances (the rest are the eco-system's own processes)
 
 
 def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:

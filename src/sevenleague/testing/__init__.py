@@ -73,18 +73,20 @@ class Response:
         return json.loads(self.body)
 
 
+def _connection(scheme: str, host: str, port: int | None, timeout: float,
+                ca_file: str | Path | None) -> http.client.HTTPConnection:
+    if scheme == "https":
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
 def http_request(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
                  body: bytes | None = None, timeout: float = 5.0,
                  ca_file: str | Path | None = None) -> Response:
     """One request; an https URL is verified against `ca_file` (the eco-system's CA) when given."""
     parts = urlsplit(url)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        connection = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout,
-                                                 context=context)
-    else:
-        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    connection = _connection(parts.scheme, parts.hostname or "127.0.0.1", parts.port, timeout, ca_file)
     try:
         path = parts.path or "/"
         if parts.query:
@@ -236,12 +238,17 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(url: str, *, seconds: float = 2.0, connections: int = 16, threads: int = 1,
-            cpu: int | None = None) -> WrkResult:
-    """Load `url` with wrk (Debian's package) and return its figures."""
+            cpu: int | None = None, headers: Mapping[str, str] | None = None) -> WrkResult:
+    """Load `url` with wrk (Debian's package) and return its figures.
+
+    wrk speaks https too; it does not verify the server's certificate, which a load
+    generator need not.
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed: run `make test`, or `apt-get install wrk`")
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", *extra, url]
     if cpu is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(cpu), *argv]
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
@@ -295,10 +302,13 @@ class SteadyLoad:
     """
 
     def __init__(self, url: str, *, clients: int = 4, method: str = "GET", timeout: float = 10.0,
-                 pause: float = 0.0) -> None:
+                 pause: float = 0.0, ca_file: str | Path | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         import threading
 
         self.url = url
+        self.ca_file = ca_file
+        self.headers = dict(headers or {})
         self.clients = clients
         self.method = method
         self.timeout = timeout
@@ -342,10 +352,10 @@ class SteadyLoad:
         connection: http.client.HTTPConnection | None = None
         while not self._stop.is_set():
             if connection is None:
-                connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                                        timeout=self.timeout)
+                connection = _connection(parts.scheme, parts.hostname or "127.0.0.1", parts.port,
+                                         self.timeout, self.ca_file)
             try:
-                connection.request(self.method, path)
+                connection.request(self.method, path, headers=self.headers)
                 response = connection.getresponse()
                 response.read()
                 self._count(response.status, response.getheader("x-served-by"), None)
