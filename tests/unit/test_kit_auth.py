@@ -261,9 +261,19 @@ def test_the_public_root_needs_no_token_and_ignores_a_bad_one(hello):
     assert hello.get("/", signed(claims_for(aud="ledger"))).status == 200
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
-def test_probes_and_metrics_need_no_token(hello, path):
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_need_no_token(hello, path):
     assert hello.get(path).status == 200
+
+
+def test_metrics_need_a_token_with_the_services_metrics_scope(hello):
+    assert hello.get("/metrics").status == 401
+    assert hello.get("/metrics", "not-a-jwt").status == 401
+    assert hello.get("/metrics", signed(claims_for("hello.metrics", aud="ledger"))).status == 401
+    refused = hello.get("/metrics", signed(claims_for("hello.read")))  # a user's read is not a scrape
+    assert refused.status == 403 and 'scope="hello.metrics"' in refused.headers["www-authenticate"]
+    scraped = hello.get("/metrics", signed(claims_for("hello.metrics")))
+    assert scraped.status == 200 and b"http_requests_total" in scraped.body
 
 
 def test_an_unknown_path_does_not_say_whether_it_exists(hello):

@@ -55,7 +55,11 @@ def test_a_service_that_calls_others_gets_their_edge_urls_and_a_service_account(
     clients = json.loads(next(f for f in plan.files if f.path == LAYOUT.identity_clients).text)["clients"]
     assert {"name": "hello", "audiences": ["echo"],
             "scopes": ["echo.read", "echo.write", "echo.operate"]} in clients
-    assert [c["name"] for c in clients] == ["source", "hello"]
+    assert [c["name"] for c in clients] == ["source", "prometheus", "hello"]
+    # Prometheus may read the metrics of every kit process, and nothing else
+    assert {"name": "prometheus", "audiences": ["builds", "identity", "hello", "echo"],
+            "scopes": ["builds.metrics", "identity.metrics", "hello.metrics", "echo.metrics"]} in clients
+    assert plan.snapshot["scrape_tokens"]["audiences"] == ["builds", "identity", "hello", "echo"]
 
 
 def test_plan_writes_each_config_with_its_checker():

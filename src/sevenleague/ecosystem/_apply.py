@@ -19,6 +19,7 @@ from ..build._archive import prepare_archive
 from ..errors import LeagueError
 from ..hosts import Changes, LocalHost, wait_until, write_file
 from ..proxy import ProxyError, check_argv, worker_pid
+from ..telemetry.scrape_tokens import ensure_placeholders
 from ._layout import StateLayout, Tools
 from ._plan import CertificateRequest, Listen, Plan, RenderedFile
 
@@ -174,6 +175,9 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
     for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
                       layout.prometheus.data_dir, layout.alertmanager.data_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    scraping = plan.snapshot.get("scrape_tokens")
+    if scraping:  # prometheus.yml names these files; the renewer fills them
+        ensure_placeholders(Path(scraping["directory"]), scraping["audiences"])
     changed = [file for file in plan.files if not _unchanged(file)]
     # A rejected render leaves the live configs exactly as they were, never half new.
     vet(list(plan.files), changed, layout.home, host, tools)

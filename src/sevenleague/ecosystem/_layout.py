@@ -46,7 +46,8 @@ class StateLayout:
         base = self.home / "prometheus"
         return PrometheusPaths(config=base / "prometheus.yml", targets_dir=base / "targets",
                                ca_file=self.ca_file,
-                               data_dir=base / "data", tls=self.server_tls("prometheus", base))
+                               data_dir=base / "data", tls=self.server_tls("prometheus", base),
+                               credentials_dir=self.scrape_credentials)
 
     @property
     def alertmanager(self) -> AlertmanagerPaths:
@@ -73,6 +74,11 @@ class StateLayout:
     def tls_bundle(self, name: str) -> Path:
         """Key and certificate chain of one process, in the one file it serves with."""
         return self.pki / "leaves" / name / "bundle.pem"
+
+    @property
+    def scrape_credentials(self) -> Path:
+        """The tokens Prometheus scrapes kit processes with, one file per audience (0600)."""
+        return self.home / "credentials" / "prometheus"
 
     @property
     def identity_clients(self) -> Path:

@@ -87,6 +87,8 @@ CLIENT_ID_ENV = "LEAGUE_CLIENT_ID"
 CLIENT_SECRET_FILE_ENV = "LEAGUE_CLIENT_SECRET_FILE"  # noqa: S105 - a variable name
 # The git hook's service account: it queues builds, nothing else.
 SOURCE_CLIENT = "source"
+# Prometheus' service account: it reads every kit process' /metrics, nothing else.
+SCRAPE_CLIENT = "prometheus"
 # What a service calling another on a user's behalf may ask for there: the user's own
 # roles still cap it, and administering another service is never delegated.
 DELEGATED_ACTIONS = ("read", "write", "operate")
@@ -113,14 +115,21 @@ def calls_environment(catalog: Catalog, layout: StateLayout, name: str) -> dict[
 
 def wanted_clients(catalog: Catalog) -> list[dict[str, object]]:
     """The service accounts the identity service keeps: the git hook's, and one per calling service."""
+    scraped = scrape_audiences(catalog)
     clients: list[dict[str, object]] = [
-        {"name": SOURCE_CLIENT, "audiences": ["builds"], "scopes": ["builds.read", "builds.write"]}]
+        {"name": SOURCE_CLIENT, "audiences": ["builds"], "scopes": ["builds.read", "builds.write"]},
+        {"name": SCRAPE_CLIENT, "audiences": scraped, "scopes": [f"{name}.metrics" for name in scraped]}]
     for name, service in sorted(catalog.spec.services.items()):
         if service.calls:
             clients.append({"name": name, "audiences": sorted(service.calls),
                             "scopes": [f"{callee}.{action}" for callee in sorted(service.calls)
                                        for action in DELEGATED_ACTIONS]})
     return clients
+
+
+def scrape_audiences(catalog: Catalog) -> list[str]:
+    """Every kit process Prometheus scrapes, by the audience its token must name."""
+    return [job.audience for job in scrape_jobs(catalog) if job.audience]
 
 
 def render_identity_clients(catalog: Catalog) -> str:
@@ -330,6 +339,8 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
     snapshot["listens"] = [[listen.address, listen.port] for listen in listens]
     certificates = certificate_requests(catalog)
     snapshot["certificates"] = [c.to_json() for c in certificates]
+    snapshot["scrape_tokens"] = {"client": SCRAPE_CLIENT, "directory": str(layout.scrape_credentials),
+                                 "audiences": scrape_audiences(catalog)}
     return Plan(
         files=tuple(files),
         programs=tuple(platform + instance_programs(catalog, tools, layout)),

@@ -31,6 +31,8 @@ from ._auth_tokens import TokenVerifier
 from ._caller_token import CALLER_TOKEN, CallerToken
 from ._observer import UNMATCHED
 
+# The action in the scope Prometheus scrapes a service with: `hello.metrics`.
+METRICS_ACTION = "metrics"
 # RFC 6750 2.1: b64token
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 _JSON = b"application/json"
@@ -77,6 +79,8 @@ class Gate:
         self.policy = policy
         self.routes = routes
         self._realm = f'Bearer realm="{realm}"'.encode()
+        # Prometheus scrapes with its own service account's token, scoped to reading metrics only
+        self.metrics_scope = frozenset({f"{realm}.{METRICS_ACTION}"})
 
     @classmethod
     def from_settings(cls, settings: AuthSettings, *, service: str, policy: AccessPolicy,
@@ -136,9 +140,35 @@ class Gate:
         identity, rejection = await self.judge(scope)
         if rejection is None:
             return True, identity
+        await self.refuse(send, rejection)
+        return False, identity
+
+    async def admit_scrape(self, scope: Scope, send: Send) -> bool:
+        """`/metrics` while checks are on: a valid token for this service with `SERVICE.metrics`.
+
+        The numbers say how much traffic each route gets and from whom it fails: worth a
+        credential, and a narrow one, so the scraper's token opens nothing else.
+        """
+        token, reason = bearer_token(scope["headers"])
+        identity: Identity | None = None
+        if token is not None:
+            try:
+                identity = await self.verifier.verify(token)
+            except InvalidToken as error:
+                reason = error.reason
+        if identity is None:
+            rejection = self.unauthorized(reason)
+        elif not identity.scopes.issuperset(self.metrics_scope):
+            rejection = self.forbidden(self.metrics_scope)
+        else:
+            return True
+        await self.refuse(send, rejection)
+        return False
+
+    @staticmethod
+    async def refuse(send: Send, rejection: Rejection) -> None:
         status, challenge, body = rejection
         await respond(send, status, body, _JSON, [(b"www-authenticate", challenge), _NO_STORE])
-        return False, identity
 
     async def admit_websocket(self, scope: Scope, send: Send) -> bool:
         """The same check for a WebSocket handshake; a refusal closes it (the server answers 403)."""

@@ -18,7 +18,7 @@ from ._ledger import RequestLedger
 from ._lifecycle import Lifecycle
 from ._log import JsonLines
 from ._metrics import RedMetrics
-from ._probes import Probes, is_probe
+from ._probes import METRICS, Probes, is_probe
 from ._request_id import request_id_from
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ class RequestObserver:
                 await self.probes(scope, receive, send)  # lifespan, websockets
             return
         if is_probe(scope):
+            if scope["path"] == METRICS and self.guard is not None and not await self.guard.admit_scrape(
+                    scope, send):
+                return
             await self.probes.answer(scope, send)
             return
         method = scope["method"]

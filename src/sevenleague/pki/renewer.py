@@ -1,11 +1,12 @@
-"""Keep every certificate of a running eco-system fresh: the renewer program.
+"""Keep every certificate of a running eco-system fresh, and Prometheus' tokens: the renewer program.
 
 `league up` issues and renews certificates when it runs, but a leaf lives a day, so
 something must renew it while nobody runs anything. This small process, run by
 supervisord beside the others, reads which certificates the eco-system needs from the
 snapshot `league up` wrote, renews each at two thirds of its life, and sleeps until the
 next one is due. Servers pick the new files up themselves (`kit.serve` watches its
-bundle), so a renewal drops no request.
+bundle), so a renewal drops no request. It also keeps the bearer tokens Prometheus
+scrapes with (`sevenleague.telemetry.scrape_tokens`), which live minutes, not hours.
 
     python -m sevenleague.pki.renewer --home .league
 """
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import LeagueError
 from ._ca import ensure_ca
@@ -31,6 +32,9 @@ from ._haproxy import push_certificate_to_haproxy
 from ._inventory import certificate_inventory
 from ._leaf import ensure_leaf
 from ._store import LeafPaths, PkiPaths
+
+if TYPE_CHECKING:
+    from ..telemetry.scrape_tokens import ScrapeTokens
 
 LOG = logging.getLogger("sevenleague.pki.renewer")
 MIN_SLEEP, MAX_SLEEP = 1.0, 300.0
@@ -121,14 +125,33 @@ def main(argv: list[str] | None = None) -> int:
                         format='{"level":"%(levelname)s","service":"renewer","msg":"%(message)s"}')
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    home = args.home.absolute()
+    tokens: ScrapeTokens | None = None
     while not stop.is_set():
         try:
-            pause = renew_once(args.home.absolute())
+            pause = renew_once(home)
+            tokens = scrape_tokens(home, tokens)
+            if tokens is not None:
+                pause = min(pause, max(MIN_SLEEP, tokens.refresh()))
         except (OSError, ValueError, KeyError) as error:  # a snapshot being rewritten, say
             LOG.warning("renewal pass failed (%s); trying again shortly", type(error).__name__)
             pause = MIN_SLEEP * 5
         stop.wait(pause)
     return 0
+
+
+def scrape_tokens(home: Path, previous: ScrapeTokens | None) -> ScrapeTokens | None:
+    """Prometheus' tokens as the snapshot describes them; the same object while that is unchanged."""
+    entry = json.loads((home / "ecosystem.json").read_text()).get("scrape_tokens")
+    if not entry:
+        return None
+    from ..telemetry.scrape_tokens import ScrapeTokens
+
+    wanted = ScrapeTokens.from_snapshot(home, entry)
+    if previous is not None and (previous.client, previous.directory, previous.audiences) == (
+            wanted.client, wanted.directory, wanted.audiences):
+        return previous
+    return wanted
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ class PrometheusPaths:
     data_dir: Path
     ca_file: Path | None = None  # targets serve TLS signed by this CA; None: plain HTTP
     tls: ServerTls | None = None  # None: Prometheus serves plain HTTP
+    credentials_dir: Path | None = None  # AUDIENCE.token files to scrape kit processes with; None: no token
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ def _scrape_config(job: ScrapeJob, paths: PrometheusPaths) -> dict[str, Any]:
     if paths.ca_file:
         config["scheme"] = "https"
         config["tls_config"] = {"ca_file": str(paths.ca_file)}
+    if job.audience and paths.credentials_dir:  # read again on every scrape: the renewer keeps it fresh
+        config["authorization"] = {"type": "Bearer",
+                                   "credentials_file": str(paths.credentials_dir / f"{job.audience}.token")}
     return config
 
 

@@ -27,28 +27,30 @@ class ScrapeJob:
     targets: tuple[Target, ...]
     metrics_path: str = "/metrics"
     instances: bool = False  # a service's app instances (the rest are the eco-system's own processes)
+    audience: str | None = None  # a kit process: scraped with a token for this audience
 
 
 def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
     spec = catalog.spec
 
-    def platform(name: str, host: str, port: int) -> ScrapeJob:
+    def platform(name: str, host: str, port: int, *, kit: bool = False) -> ScrapeJob:
         address = f"{catalog.address_of(host)}:{port}"
-        return ScrapeJob(name, (Target(address, {"host": host, "component": name}),))
+        return ScrapeJob(name, (Target(address, {"host": host, "component": name}),),
+                         audience=name if kit else None)
 
     jobs = [
         platform("prometheus", spec.prometheus.host, spec.prometheus.port),
         platform("alertmanager", spec.alertmanager.host, spec.alertmanager.port),
         platform("haproxy", spec.edge.host, spec.edge.stats_port),
-        platform("builds", spec.builds.host, spec.builds.port),
-        platform("identity", spec.identity.host, spec.identity.port),
+        platform("builds", spec.builds.host, spec.builds.port, kit=True),
+        platform("identity", spec.identity.host, spec.identity.port, kit=True),
     ]
     for service in spec.services:
         targets = tuple(
             Target(f"{i.address}:{i.port}", {"host": i.host, "service": i.service, "instance_name": i.name})
             for i in catalog.instances_of(service)
         )
-        jobs.append(ScrapeJob(service, targets, instances=True))
+        jobs.append(ScrapeJob(service, targets, instances=True, audience=service))
     return jobs
 
 

@@ -41,6 +41,7 @@ class RunningEcosystem:
     seen_pids: set[int] = field(default_factory=set)
     tokens: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict, repr=False)
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    refresh_tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
     def league(self, *args: str, check: bool = True, timeout: float = 180.0,
                catalog: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,14 +74,22 @@ class RunningEcosystem:
 
     def token(self, audience: str, scope: str = "", username: str = "admin") -> str:
         """An access token for `audience`, signed in as the first admin (or `username`, password kept)."""
-        from .identity import sign_in
+        from .identity import refresh, sign_in
 
         key = (audience, scope, username)
         token, expires_at = self.tokens.get(key, ("", 0.0))
         if expires_at - time.monotonic() < 60:
-            answer = sign_in(self.endpoints["identity"], username, self.password_of(username),
-                             audience=audience, scope=scope, ca_file=self.ca_file)
+            issuer = self.endpoints["identity"]
+            # one sign-in per user, then the refresh token, as `league` does: the sign-in form
+            # allows only so many attempts a minute
+            if username in self.refresh_tokens:
+                answer = refresh(issuer, self.refresh_tokens[username], audience=audience, scope=scope,
+                                 ca_file=self.ca_file)
+            else:
+                answer = sign_in(issuer, username, self.password_of(username), audience=audience, scope=scope,
+                                 ca_file=self.ca_file)
             keep_secret(*(str(value) for name, value in answer.items() if name.endswith("token")))
+            self.refresh_tokens[username] = answer["refresh_token"]
             token, expires_at = answer["access_token"], time.monotonic() + float(answer["expires_in"])
             self.tokens[key] = (token, expires_at)
         return token

@@ -50,6 +50,16 @@ def sign_in(issuer: str, username: str, password: str, *, audience: str, scope: 
     return tokens
 
 
+def refresh(issuer: str, refresh_token: str, *, audience: str, scope: str = "",
+            ca_file: str | Path | None = None) -> dict[str, Any]:
+    """An access token for another audience from a sign-in's refresh token (which it spends)."""
+    fields = {"grant_type": "refresh_token", "client_id": CLI_CLIENT, "refresh_token": refresh_token,
+              "audience": audience} | ({"scope": scope} if scope else {})
+    answer: dict[str, Any] = _expect(post_form(issuer + "/token", fields, ca_file=ca_file), 200,
+                                     "refresh").json()
+    return answer
+
+
 def approve(issuer: str, user_code: str, username: str, password: str, *,
             ca_file: str | Path | None = None) -> None:
     """What the person does in the browser: open the sign-in page for the code, sign in, approve."""
