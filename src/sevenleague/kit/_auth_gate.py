@@ -102,9 +102,8 @@ class Gate:
         scope["route_template"] = UNMATCHED if template is None else template
         return self.policy.needs(template, scope.get("method"))
 
-    async def judge(self, scope: Scope) -> tuple[Identity | None, Rejection | None]:
-        """The caller (None when anonymous), and the answer to send instead of the app's, if any."""
-        need = self.needs(scope)
+    async def caller(self, scope: Scope) -> tuple[str | None, Identity | None, str | None]:
+        """The bearer token, who it names if it can be trusted, and why not (safe to show) if not."""
         token, reason = bearer_token(scope["headers"])
         identity: Identity | None = None
         if token is not None:
@@ -112,6 +111,12 @@ class Gate:
                 identity = await self.verifier.verify(token)
             except InvalidToken as error:
                 reason = error.reason
+        return token, identity, reason
+
+    async def judge(self, scope: Scope) -> tuple[Identity | None, Rejection | None]:
+        """The caller (None when anonymous), and the answer to send instead of the app's, if any."""
+        need = self.needs(scope)
+        token, identity, reason = await self.caller(scope)
         state = scope.setdefault("state", {})
         state["identity"] = identity
         if identity is not None and token is not None:  # kept, hidden, for calls on the caller's behalf
@@ -149,13 +154,7 @@ class Gate:
         The numbers say how much traffic each route gets and from whom it fails: worth a
         credential, and a narrow one, so the scraper's token opens nothing else.
         """
-        token, reason = bearer_token(scope["headers"])
-        identity: Identity | None = None
-        if token is not None:
-            try:
-                identity = await self.verifier.verify(token)
-            except InvalidToken as error:
-                reason = error.reason
+        _, identity, reason = await self.caller(scope)
         if identity is None:
             rejection = self.unauthorized(reason)
         elif not identity.scopes.issuperset(self.metrics_scope):
