@@ -262,9 +262,15 @@ def test_settings_that_cannot_work_stop_the_service_at_startup(tmp_path):
     issuer = {"LEAGUE_OIDC_ISSUER": "https://identity.test"}
     with pytest.raises(kit.ClientConfigError, match="LEAGUE_SERVICE_URLS"):
         kit.ServiceClient.from_environment("hello", {kit.SERVICE_URLS_ENV: "not json"})
-    with pytest.raises(kit.ClientConfigError, match="cannot be read"):
-        kit.ServiceClient.from_environment("hello", {**issuer,
-                                                     kit.CLIENT_SECRET_FILE_ENV: str(tmp_path / "x")})
+    # a secret the identity service has not written yet is no reason to stop: it comes a moment later
+    later = kit.ServiceClient.from_environment("hello", {**issuer,
+                                                         kit.CLIENT_SECRET_FILE_ENV: str(tmp_path / "x")})
+    assert later.tokens is not None
+    unreadable = tmp_path / "open"
+    unreadable.write_text("x")
+    unreadable.chmod(0o644)
+    with pytest.raises(kit.ClientConfigError, match="open to other users"):
+        kit.ServiceClient.from_environment("hello", {**issuer, kit.CLIENT_SECRET_FILE_ENV: str(unreadable)})
     secret = tmp_path / "s"
     secret.write_text("x")
     secret.chmod(0o600)

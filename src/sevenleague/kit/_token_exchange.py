@@ -243,10 +243,15 @@ class TokenSource:
         self._pending: dict[CacheKey, asyncio.Future[Grant]] = {}
 
     def check(self) -> None:
-        """Fail at startup, not at the first call, when the secret cannot be used or would go out in clear."""
+        """Fail at startup, not at the first call, when the secret cannot be used or would go out in clear.
+
+        A secret file that does not exist yet is not a mistake: the identity service writes it
+        when it first starts, which may be a moment after this service does.
+        """
         if self.credentials is not None:
             parse_base_url(self.issuer, "LEAGUE_OIDC_ISSUER")
-            self.credentials.secret()
+            if self.credentials.secret_file.exists():
+                self.credentials.secret()
 
     async def for_caller(self, caller: CallerToken, audience: str, scopes: tuple[str, ...]) -> str:
         """The caller's token exchanged for one addressed to `audience`."""
