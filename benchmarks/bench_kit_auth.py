@@ -11,9 +11,9 @@ is pre-loaded, so nothing but the checks is measured:
 
     python benchmarks/bench_kit_auth.py [--rounds 5]
 
-Target (the Security issue): the secured path keeps >= 0.7 of the plain path's
-throughput. TLS is not yet served by the instances, so this measures the token part
-alone. Results: benchmarks/results/kit_auth.json.
+This is the token part alone, in-process; bench_secure_edge.py measures the whole secured
+path (TLS at the edge and to the instance, and the token check) against the plain one,
+through HAProxy. Results: benchmarks/results/kit_auth.json.
 """
 
 from __future__ import annotations
