@@ -529,3 +529,33 @@ def test_a_websocket_handshake_needs_a_token_too():
     assert refused == [{"type": "websocket.close", "code": 1008}]
     accepted = asyncio.run(handshake(bearer(signed(claims_for()))))
     assert accepted[0]["type"] == "websocket.accept"
+
+
+def test_every_line_the_app_logs_while_answering_names_the_request_and_the_caller(hello):
+    import logging
+
+    from sevenleague.kit._log import JsonLogHandler
+
+    async def noisy(request):
+        logging.getLogger("hello.noisy").warning("about to answer")
+        return PlainTextResponse("ok")
+
+    lines = PipeLog()
+    handler = JsonLogHandler(lines.writer, {"service": "hello"})
+    logger = logging.getLogger("hello.noisy")
+    logger.addHandler(handler)
+    try:
+        app = kit.instrument(Starlette(routes=[Route("/noisy", noisy)]), service="hello",
+                             registry=CollectorRegistry(), log=PipeLog().writer,
+                             auth=kit.AuthSettings(issuer=ISSUER, jwks_uri=JWKS_URI, jwks=JWKS))
+        token = signed(claims_for("", act={"sub": "service:console"}))
+        headers = [*bearer(token), (b"x-request-id", b"noisy-1")]
+        assert asyncio.run(call(app, "/noisy", headers=headers)).status == 200
+        logging.getLogger("hello.noisy").warning("outside any request")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in lines.lines())
+    assert (inside["msg"], inside["request_id"], inside["user"], inside["actor"]) == (
+        "about to answer", "noisy-1", "user-42", "service:console")
+    assert "request_id" not in outside and "user" not in outside
+    assert token not in json.dumps(inside)

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -103,6 +104,12 @@ class JsonLines:
             view = view[written:]
 
 
+# The request being answered, as its log lines name it: request id, and once the token is
+# checked the caller (`user`, `client`, `actor`). Set by the kit around each request, so a
+# line the app logs while answering carries them too, whatever logger it uses.
+REQUEST_FIELDS: ContextVar[dict[str, str] | None] = ContextVar("sevenleague_request", default=None)
+
+
 class JsonLogHandler(logging.Handler):
     """Routes stdlib logging (the server's, the app's) through the same JSON lines."""
 
@@ -120,6 +127,9 @@ class JsonLogHandler(logging.Handler):
                 "logger": record.name,
                 "msg": record.getMessage(),
             }
+            request = REQUEST_FIELDS.get()
+            if request:
+                entry.update(request)
             if record.exc_info:
                 entry["exception"] = logging.Formatter().formatException(record.exc_info)
             self.writer.write(entry)

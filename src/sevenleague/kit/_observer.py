@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
 from ._ledger import RequestLedger
 from ._lifecycle import Lifecycle
-from ._log import JsonLines
+from ._log import REQUEST_FIELDS, JsonLines
 from ._metrics import RedMetrics
 from ._probes import METRICS, Probes, is_probe
 from ._request_id import request_id_from
@@ -95,14 +95,19 @@ class RequestObserver:
         in_flight.count += 1
         guard = self.guard
         identity: Identity | None = None
+        context = {"request_id": scope["state"]["request_id"]}
+        reset = REQUEST_FIELDS.set(context)
         try:
             if guard is None:
                 await self.app(scope, receive, send_with_headers)
             else:
                 admitted, identity = await guard.admit(scope, send_with_headers)
+                if identity is not None:
+                    context.update(identity.to_log())
                 if admitted:
                     await self.app(scope, receive, send_with_headers)
         finally:
+            REQUEST_FIELDS.reset(reset)
             in_flight.count -= 1
             self.ledger.record(route_template(scope, status), method, scope["path"], status,
                                time.perf_counter() - start, request_id, identity)
