@@ -9,7 +9,7 @@ import pytest
 
 from sevenleague.catalog import load_catalog
 from sevenleague.ecosystem import StateLayout, find_tools, render_plan
-from sevenleague.ecosystem._apply import prepare_certificates
+from sevenleague.ecosystem._apply import prepare_certificates, prepare_scrape_credentials
 from sevenleague.hosts import write_file
 from sevenleague.testing import http_request, serve_app
 
@@ -26,6 +26,7 @@ def rendered(request, tmp_path, write_catalog):
     layout = StateLayout(tmp_path / "home")
     plan = render_plan(catalog, layout, find_tools(sys.executable))
     prepare_certificates(layout.pki, catalog.name, plan.certificates)  # the configs name them
+    prepare_scrape_credentials(plan)
     for file in plan.files:
         write_file(file.path, file.text, file.mode)
     return layout

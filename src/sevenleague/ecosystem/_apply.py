@@ -165,6 +165,13 @@ def prepare_certificates(pki_dir: Path, ecosystem: str,
     return ensure_certificates(pki_dir, ecosystem, requests)
 
 
+def prepare_scrape_credentials(plan: Plan) -> None:
+    """The token files prometheus.yml names, empty until the renewer fills them (promtool wants them)."""
+    scraping = plan.snapshot.get("scrape_tokens")
+    if scraping:
+        ensure_placeholders(Path(scraping["directory"]), scraping["audiences"])
+
+
 def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -> ApplyReport:
     was_running = host.is_running()
     check_ports(plan, layout, was_running)
@@ -175,9 +182,7 @@ def apply_plan(plan: Plan, layout: StateLayout, host: LocalHost, tools: Tools) -
     for directory in (layout.logs, layout.haproxy.config.parent, layout.prometheus.targets_dir,
                       layout.prometheus.data_dir, layout.alertmanager.data_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    scraping = plan.snapshot.get("scrape_tokens")
-    if scraping:  # prometheus.yml names these files; the renewer fills them
-        ensure_placeholders(Path(scraping["directory"]), scraping["audiences"])
+    prepare_scrape_credentials(plan)
     changed = [file for file in plan.files if not _unchanged(file)]
     # A rejected render leaves the live configs exactly as they were, never half new.
     vet(list(plan.files), changed, layout.home, host, tools)
