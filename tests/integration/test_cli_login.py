@@ -345,10 +345,18 @@ def test_a_code_nobody_approves_expires_with_a_clear_error(eco):
     assert not (home / "cli" / "session.json").exists()
 
 
-def test_logout_forgets_the_session(eco):
+def test_logout_forgets_the_session_and_revokes_its_sign_in(eco):
     home = client_home(eco, "leaving")
     login(eco, home, "admin", eco.admin_password)
+    copied = json.loads((home / "cli" / "session.json").read_text())["refresh_token"]
+    eco.keep(copied)
     done = league(eco, "logout", home=home)
+    # a copy of the refresh token taken before the logout is worth nothing after it
+    from sevenleague.identity.client import IdentityClient, IdentityRefused
+
+    with pytest.raises(IdentityRefused) as refused:
+        IdentityClient(eco.issuer, eco.ca_file).refresh(copied, audience="identity")
+    assert refused.value.error == "invalid_grant"
     assert done.returncode == 0 and "logged out" in done.stdout
     assert not (home / "cli" / "session.json").exists()
     assert league(eco, "token", home=home).returncode == 4

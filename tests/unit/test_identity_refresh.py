@@ -183,3 +183,17 @@ def test_resetting_or_updating_a_missing_account_is_an_error(store):
         store.reset_client_secret("ghost")
     with pytest.raises(IdentityError, match="no service account 'ghost'"):
         store.update_service_account("ghost", scopes=[], audiences=[])
+
+
+def test_revoking_a_refresh_token_ends_its_whole_sign_in(tmp_path):
+    from sevenleague.identity._store import IdentityStore
+
+    store = IdentityStore(tmp_path / "identity.sqlite3")
+    user = store.add_user("rita", "a-long-enough-password", ["viewer"])
+    first, _ = store.issue_refresh_token(user.id, "league", lifetime=3600, now=100.0)
+    second = store.rotate_refresh_token(first, "league", now=110.0).token
+    assert second is not None
+    assert store.revoke_refresh_token(first, "other-client", now=120.0) is False  # not its client's
+    assert store.revoke_refresh_token("never-issued", "league", now=120.0) is False
+    assert store.revoke_refresh_token(first, "league", now=120.0) is True  # any token of the family
+    assert store.rotate_refresh_token(second, "league", now=130.0).outcome == "revoked"

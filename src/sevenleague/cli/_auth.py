@@ -111,11 +111,26 @@ def login() -> None:
 
 def logout() -> None:
     """Forget this machine's sign-in to the eco-system (the session file and its tokens)."""
-    from ._session import delete_session
+    from ._session import delete_session, load_session
 
     home = _home()
+    session = load_session(home)
+    if session is not None and session.refresh_token:
+        _revoke(home, session.refresh_token)
     said = "logged out of" if delete_session(home) else "was not logged in to"
     _console().print(f"{said} the eco-system at {home}", markup=False)
+
+
+def _revoke(home: Path, refresh_token: str) -> None:
+    """Tell the identity service the sign-in is over; forgetting it here happens either way."""
+    from ..errors import LeagueError
+    from ..identity.client import IdentityClient
+
+    try:
+        IdentityClient.from_home(home).revoke(refresh_token)
+    except LeagueError as error:
+        _console(stderr=True).print(f"the identity service was not told ({error}); the sign-in ends when "
+                                    "its refresh token expires", markup=False)
 
 
 def token(

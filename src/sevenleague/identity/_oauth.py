@@ -191,6 +191,29 @@ class OAuthEndpoints:
         except OAuthError as error:
             return error.response()
 
+    async def revoke(self, request: Request) -> JSONResponse:
+        """RFC 7009: `league logout` ends its sign-in here, so a copied refresh token dies with it.
+
+        The answer is 200 whether or not the token was one of ours (the RFC's rule, which
+        also tells a guesser nothing). Access tokens are not revoked: they live minutes.
+        """
+        try:
+            form = await read_form(request)
+            creds = client_credentials(request.headers.get("authorization"), form)
+            if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
+                raise _invalid_client(f"only the public client {CLI_CLIENT_ID!r} revokes refresh tokens")
+            token = form.get("token")
+            if not token:
+                raise OAuthError("invalid_request", "token is required")
+            if form.get("token_type_hint", "refresh_token") not in ("refresh_token", "access_token"):
+                raise OAuthError("unsupported_token_type", "token_type_hint is refresh_token or access_token")
+        except FormError as error:
+            return OAuthError("invalid_request", str(error)).response()
+        except OAuthError as error:
+            return error.response()
+        await asyncio.to_thread(self.store.revoke_refresh_token, token, creds.client_id)
+        return JSONResponse({}, headers=NO_STORE)  # RFC 7009: the client reads only the status
+
     async def device_authorization(self, request: Request) -> JSONResponse:
         try:
             form = await read_form(request)

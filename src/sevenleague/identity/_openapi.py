@@ -34,7 +34,8 @@ schemas:
       error:
         type: string
         enum: [invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type,
-               invalid_scope, invalid_target, authorization_pending, slow_down, expired_token, access_denied]
+               invalid_scope, invalid_target, authorization_pending, slow_down, expired_token, access_denied,
+               unsupported_token_type]
       error_description: {type: string}
     additionalProperties: false
   TokenAnswer:

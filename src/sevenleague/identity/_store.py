@@ -551,6 +551,18 @@ class IdentityStore:
                        (_sha256(successor), row["family"], user_id, client_id, now, row["expires_at"]))
         return RefreshGrant("rotated", user_id, successor, float(row["expires_at"]))
 
+    def revoke_refresh_token(self, token: str, client_id: str, now: float | None = None) -> bool:
+        """End the sign-in a refresh token belongs to (its whole family); False if it is not one of ours."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            row = db.execute("SELECT family, client_id FROM refresh_tokens WHERE token_hash = ?",
+                             (_sha256(token[:256]),)).fetchone()
+            if row is None or row["client_id"] != client_id:
+                return False
+            db.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+                       (now, row["family"]))
+        return True
+
     # --- the record of issued tokens -------------------------------------------------------------
 
     def record_token(self, claims: dict[str, Any], grant_type: str) -> None:

@@ -123,7 +123,7 @@ class IdentityClient:
 
     def _call(self, method: str, path: str, *, form: dict[str, str] | None = None,
               body: dict[str, Any] | None = None, bearer: bool = False,
-              headers: dict[str, str] | None = None) -> Any:
+              headers: dict[str, str] | None = None, expect_json: bool = True) -> Any:
         headers = {"Accept": "application/json", **(headers or {})}
         data = None
         if form is not None:
@@ -147,6 +147,8 @@ class IdentityClient:
             raise self._unreachable(error.reason) from None
         except (OSError, ssl.SSLError) as error:
             raise self._unreachable(error) from None
+        if not expect_json:
+            return None
         try:
             return json.loads(raw)
         except ValueError:
@@ -190,6 +192,11 @@ class IdentityClient:
         if not isinstance(answer.get("refresh_token"), str):
             raise LeagueError("the identity service's refresh answer has no refresh_token")
         return answer
+
+    def revoke(self, refresh_token: str) -> None:
+        """End the sign-in this refresh token belongs to (RFC 7009); the server does not say if it knew it."""
+        self._call("POST", "/revoke", form={"client_id": CLI_CLIENT_ID, "token": refresh_token,
+                                            "token_type_hint": "refresh_token"}, expect_json=False)
 
     def client_credentials(self, client_id: str, secret: str, audience: str,
                            scope: str | None = None) -> dict[str, Any]:

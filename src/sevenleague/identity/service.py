@@ -73,6 +73,8 @@ def discovery_document(settings: IdentitySettings) -> dict[str, Any]:
         "jwks_uri": settings.url("/jwks.json"),
         "token_endpoint": settings.url("/token"),
         "device_authorization_endpoint": settings.url("/device_authorization"),
+        "revocation_endpoint": settings.url("/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["none"],
         "grant_types_supported": list(GRANT_TYPES),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "scopes_supported": sorted({*IDENTITY_SCOPES, ADMIN_SCOPE}),
@@ -162,6 +164,31 @@ responses:
   401: {$ref: "#/components/responses/OAuthUnauthorized"}
 """
 
+REVOKE_DOC = """
+summary: Revoke a refresh token (RFC 7009), ending the sign-in it belongs to; for the public client `league`.
+requestBody:
+  required: true
+  content:
+    application/x-www-form-urlencoded:
+      schema:
+        type: object
+        required: [client_id, token]
+        properties:
+          client_id: {type: string, enum: [league]}
+          token: {type: string}
+          token_type_hint: {type: string, enum: [refresh_token, access_token]}
+responses:
+  200:
+    description: revoked, or not a token of this issuer (the answer does not say which)
+    headers:
+      Cache-Control: {$ref: "#/components/headers/NoStore"}
+    content:
+      application/json:
+        schema: {type: object, maxProperties: 0}
+  400: {$ref: "#/components/responses/OAuthBadRequest"}
+  401: {$ref: "#/components/responses/OAuthUnauthorized"}
+"""
+
 DEVICE_AUTHORIZATION_DOC = """
 summary: Start a device authorization (RFC 8628) for the public client `league`.
 requestBody:
@@ -202,6 +229,7 @@ def _handlers(settings: IdentitySettings, keys: KeyRing, store: IdentityStore) -
     admin = AdminApi(store, mint, keys)
     return {
         "token": oauth.token,
+        "revoke": oauth.revoke,
         "device_authorization": oauth.device_authorization,
         "device_page": form.page,
         "device_submit": form.submit,
@@ -263,6 +291,7 @@ routes = [
           include_in_schema=False),
     Route("/jwks.json", jwks, methods=["GET"]),
     Route("/token", _late("token", _doc(GRANTS_DOC)), methods=["POST"]),
+    Route("/revoke", _late("revoke", _doc(REVOKE_DOC)), methods=["POST"]),
     Route("/device_authorization", _late("device_authorization", _doc(DEVICE_AUTHORIZATION_DOC)),
           methods=["POST"]),
     Route("/device", _late("device_page", LoginForm.page), methods=["GET"]),
