@@ -36,3 +36,9 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
                "machine": machine(), **data}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

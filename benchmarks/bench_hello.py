@@ -14,25 +14,18 @@ Targets: (b)/(a) >= 0.75, (c)/(b) >= 0.9. Results: benchmarks/results/hello.json
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import median, write_results
+from _common import cpu_seconds, median, write_results
 from _edge import start_haproxy
 
 from sevenleague.testing import run_wrk, serve_app
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import median, write_results
+from _common import cpu_seconds, median, write_results
 from _edge import start_haproxy
 
 from sevenleague.pki import ensure_ca, ensure_edge_certificate, ensure_leaf
@@ -41,12 +41,6 @@ from sevenleague.testing.identity import sign_in
 TARGET = 0.7
 # What the kit reads from its environment: the benchmark decides it, not the shell it runs in.
 RUNTIME_ENV = ("LEAGUE_OIDC_ISSUER", "LEAGUE_CA_FILE", "LEAGUE_HOME", "LEAGUE_SERVICE_URLS")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (HAProxy's workers are threads of it)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pin(pid: int, cpu: int) -> None:

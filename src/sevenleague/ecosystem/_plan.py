@@ -18,6 +18,7 @@ from ..catalog import Catalog
 from ..hosts import Program
 from ..proxy import backend_name, haproxy_argv, render_haproxy_cfg
 from ..telemetry import (
+    ScrapeJob,
     alertmanager_argv,
     prometheus_argv,
     render_alertmanager_yml,
@@ -113,9 +114,8 @@ def calls_environment(catalog: Catalog, layout: StateLayout, name: str) -> dict[
             CLIENT_SECRET_FILE_ENV: str(layout.client_secret(name))}
 
 
-def wanted_clients(catalog: Catalog) -> list[dict[str, object]]:
+def wanted_clients(catalog: Catalog, scraped: list[str]) -> list[dict[str, object]]:
     """The service accounts the identity service keeps: the git hook's, and one per calling service."""
-    scraped = scrape_audiences(catalog)
     clients: list[dict[str, object]] = [
         {"name": SOURCE_CLIENT, "audiences": ["builds"], "scopes": ["builds.read", "builds.write"]},
         {"name": SCRAPE_CLIENT, "audiences": scraped, "scopes": [f"{name}.metrics" for name in scraped]}]
@@ -127,13 +127,13 @@ def wanted_clients(catalog: Catalog) -> list[dict[str, object]]:
     return clients
 
 
-def scrape_audiences(catalog: Catalog) -> list[str]:
+def scrape_audiences(jobs: list[ScrapeJob]) -> list[str]:
     """Every kit process Prometheus scrapes, by the audience its token must name."""
-    return [job.audience for job in scrape_jobs(catalog) if job.audience]
+    return [job.audience for job in jobs if job.audience]
 
 
-def render_identity_clients(catalog: Catalog) -> str:
-    return json.dumps({"clients": wanted_clients(catalog)}, indent=2) + "\n"
+def render_identity_clients(catalog: Catalog, scraped: list[str]) -> str:
+    return json.dumps({"clients": wanted_clients(catalog, scraped)}, indent=2) + "\n"
 
 
 def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> list[Program]:
@@ -311,6 +311,7 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
 
 def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
     jobs = scrape_jobs(catalog)
+    scraped = scrape_audiences(jobs)
     files = [
         RenderedFile(layout.haproxy.config, render_haproxy_cfg(catalog, layout.haproxy),
                      checker="haproxy"),
@@ -320,7 +321,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
         RenderedFile(layout.alertmanager.config, render_alertmanager_yml(catalog),
                      checker="alertmanager"),
         RenderedFile(layout.builds.settings, render_build_settings(catalog, builds_url(catalog) + "/apt/")),
-        RenderedFile(layout.identity_clients, render_identity_clients(catalog)),
+        RenderedFile(layout.identity_clients, render_identity_clients(catalog, scraped)),
         *(RenderedFile(tls.web_config, render_web_config(tls))
           for tls in (layout.prometheus.tls, layout.alertmanager.tls) if tls is not None),
     ]
@@ -340,7 +341,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
     certificates = certificate_requests(catalog)
     snapshot["certificates"] = [c.to_json() for c in certificates]
     snapshot["scrape_tokens"] = {"client": SCRAPE_CLIENT, "directory": str(layout.scrape_credentials),
-                                 "audiences": scrape_audiences(catalog)}
+                                 "audiences": scraped}
     return Plan(
         files=tuple(files),
         programs=tuple(platform + instance_programs(catalog, tools, layout)),

@@ -94,6 +94,13 @@ class ClientCredentials:
     method: str
 
 
+def _public_client(creds: ClientCredentials | None, what: str) -> ClientCredentials:
+    """The request's client, when it is `league`, the one public client, and sent no secret."""
+    if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
+        raise _invalid_client(f"only the public client {CLI_CLIENT_ID!r} {what}")
+    return creds
+
+
 def client_credentials(authorization: str | None, form: Mapping[str, str]) -> ClientCredentials | None:
     """The client's credentials from HTTP Basic (RFC 6749 2.3.1, form-encoded parts) or the body."""
     basic = None
@@ -200,8 +207,7 @@ class OAuthEndpoints:
         try:
             form = await read_form(request)
             creds = client_credentials(request.headers.get("authorization"), form)
-            if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
-                raise _invalid_client(f"only the public client {CLI_CLIENT_ID!r} revokes refresh tokens")
+            creds = _public_client(creds, "revokes refresh tokens")
             token = form.get("token")
             if not token:
                 raise OAuthError("invalid_request", "token is required")
@@ -218,8 +224,7 @@ class OAuthEndpoints:
         try:
             form = await read_form(request)
             creds = client_credentials(request.headers.get("authorization"), form)
-            if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
-                raise _invalid_client(f"only the public client {CLI_CLIENT_ID!r} uses the device flow")
+            creds = _public_client(creds, "uses the device flow")
             scope = _scopes(form)
             audience = _audience(form, required=False, default=SERVICE_NAME)
             device_code, user_code = await asyncio.to_thread(
@@ -317,8 +322,7 @@ class OAuthEndpoints:
         return user.roles, user.username
 
     async def _device_code(self, form: Mapping[str, str], creds: ClientCredentials | None) -> JSONResponse:
-        if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
-            raise _invalid_client(f"the device grant is for the public client {CLI_CLIENT_ID!r}")
+        creds = _public_client(creds, "uses the device grant")
         device_code = form.get("device_code")
         if not device_code:
             raise OAuthError("invalid_request", "device_code is required")
@@ -348,8 +352,7 @@ class OAuthEndpoints:
         return _token_answer(token, claims, extra)
 
     async def _refresh(self, form: Mapping[str, str], creds: ClientCredentials | None) -> JSONResponse:
-        if creds is None or creds.client_id != CLI_CLIENT_ID or creds.secret is not None:
-            raise _invalid_client(f"refresh tokens are for the public client {CLI_CLIENT_ID!r}")
+        creds = _public_client(creds, "uses refresh tokens")
         presented = form.get("refresh_token")
         if not presented:
             raise OAuthError("invalid_request", "refresh_token is required")

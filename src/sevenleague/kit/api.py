@@ -99,12 +99,17 @@ async def _http_error(request: Request, error: Exception) -> Response:
 API_EXCEPTION_HANDLERS: Mapping[Any, Any] = {HTTPException: _http_error}
 
 
+def _described(template: str) -> str:
+    """A route template as OpenAPI writes it: `/items/{id:int}` -> `/items/{id}`."""
+    return _PATH_PARAMETER.sub(lambda match: "{" + match.group(1) + "}", template)
+
+
 def _route_parameters(routes: list[BaseRoute]) -> dict[str, dict[str, dict[str, Any]]]:
     """{path as described: {parameter: schema}}, read from each route's template and convertors."""
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for route in routes:
         if isinstance(route, Route):
-            described = _PATH_PARAMETER.sub(lambda match: "{" + match.group(1) + "}", route.path)
+            described = _described(route.path)
             found[described] = {name: _CONVERTOR_SCHEMAS.get(convertor or "str", {"type": "string"})
                                 for name, convertor in _PATH_PARAMETER.findall(route.path)}
     return found
@@ -112,7 +117,7 @@ def _route_parameters(routes: list[BaseRoute]) -> dict[str, dict[str, dict[str, 
 
 def _described_templates(routes: list[BaseRoute]) -> dict[str, str]:
     """{path as described: route template}: `/items/{id}` -> `/items/{id:int}`, as access declares it."""
-    return {_PATH_PARAMETER.sub(lambda match: "{" + match.group(1) + "}", route.path): route.path
+    return {_described(route.path): route.path
             for route in routes if isinstance(route, Route)}
 
 

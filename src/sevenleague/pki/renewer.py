@@ -94,9 +94,14 @@ def seconds_until_next_renewal(pki_dir: Path, now: datetime) -> float:
     return min(MAX_SLEEP, max(MIN_SLEEP, min(due, default=MAX_SLEEP)))
 
 
-def renew_once(home: Path) -> float:
+def read_snapshot(home: Path) -> dict[str, Any]:
+    snapshot: dict[str, Any] = json.loads((home / "ecosystem.json").read_text())
+    return snapshot
+
+
+def renew_once(home: Path, snapshot: dict[str, Any] | None = None) -> float:
     """One pass over the snapshot's certificates; returns how long to sleep."""
-    snapshot = json.loads((home / "ecosystem.json").read_text())
+    snapshot = read_snapshot(home) if snapshot is None else snapshot
     wanted = [Wanted.from_json(item) for item in snapshot.get("certificates", [])]
     pki_dir = home / "pki"
     for name in ensure_certificates(pki_dir, str(snapshot["ecosystem"]), wanted):
@@ -129,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     tokens: ScrapeTokens | None = None
     while not stop.is_set():
         try:
-            pause = renew_once(home)
-            tokens = scrape_tokens(home, tokens)
+            snapshot = read_snapshot(home)
+            pause = renew_once(home, snapshot)
+            tokens = scrape_tokens(home, snapshot, tokens)
             if tokens is not None:
                 pause = min(pause, max(MIN_SLEEP, tokens.refresh()))
         except (OSError, ValueError, KeyError) as error:  # a snapshot being rewritten, say
@@ -140,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def scrape_tokens(home: Path, previous: ScrapeTokens | None) -> ScrapeTokens | None:
+def scrape_tokens(home: Path, snapshot: dict[str, Any], previous: ScrapeTokens | None) -> ScrapeTokens | None:
     """Prometheus' tokens as the snapshot describes them; the same object while that is unchanged."""
-    entry = json.loads((home / "ecosystem.json").read_text()).get("scrape_tokens")
+    entry = snapshot.get("scrape_tokens")
     if not entry:
         return None
     from ..telemetry.scrape_tokens import ScrapeTokens

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..kit._tls import client_context
 from ._in_process import InProcessThroughput as InProcessThroughput
 from ._in_process import throughput_in_process as throughput_in_process
 
@@ -76,7 +77,7 @@ class Response:
 def _connection(scheme: str, host: str, port: int | None, timeout: float,
                 ca_file: str | Path | None) -> http.client.HTTPConnection:
     if scheme == "https":
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        context = client_context(ca_file) if ca_file else ssl.create_default_context()
         return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     return http.client.HTTPConnection(host, port, timeout=timeout)
 
