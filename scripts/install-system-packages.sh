@@ -9,8 +9,9 @@ set -eu
 PYTHON="${PYTHON:-python3}"   # the Python that will create .venv
 # git, gnupg, apt-utils, python3-venv: the build service (repositories, signing, apt index, build venvs);
 # lintian, systemd (systemd-analyze) and systemd-container (nspawn): the checks the tests run on
-# the packages it builds.
-PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager wrk git gnupg apt-utils python3-venv lintian systemd systemd-container}"
+# the packages it builds; debootstrap and openssh-client: the nspawn test hosts (a Debian root
+# booted with systemd) and the ssh host driver's tests.
+PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager wrk git gnupg apt-utils python3-venv lintian systemd systemd-container debootstrap openssh-client}"
 
 missing=""
 for package in $PACKAGES; do

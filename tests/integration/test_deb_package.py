@@ -2,7 +2,7 @@
 
 The package is built once per module from real wheels (pip wheel apps/hello and the
 project). The install tests share one package lifecycle and run in file order: install,
-serve, reconfigure, trigger, upgrade, purge. Whatever happens, the machine is left as it
+serve, reconfigure, trigger, upgrades, rollback, purge. Whatever happens, the machine is left as it
 was: the package is purged and its test user removed in the fixture's finally.
 """
 
@@ -29,7 +29,7 @@ from ..conftest import ROOT
 pytestmark = pytest.mark.integration
 
 PACKAGE = "league-test-hello"
-V1, V2 = "0.1.0-1", "0.1.0-2"
+V1, V2, V3, V4, V5 = VERSIONS = ("0.1.0-1", "0.1.0-2", "0.1.0-3", "0.1.0-4", "0.1.0-5")
 SYSTEM_PYTHON = "/usr/bin/python3"
 BASE = Path("/usr/lib") / PACKAGE
 UNIT = Path("/lib/systemd/system") / f"{PACKAGE}@.service"
@@ -176,8 +176,8 @@ def debs(wheels, tmp_path_factory) -> dict[str, Path]:
     need("dpkg-deb")
     out = tmp_path_factory.mktemp("debs")
     started = time.monotonic()
-    built = {version: build_deb(hello_spec(wheels, version), wheels, out) for version in (V1, V2)}
-    record_figures("deb-package", {"build_seconds_each": (time.monotonic() - started) / 2,
+    built = {version: build_deb(hello_spec(wheels, version), wheels, out) for version in VERSIONS}
+    record_figures("deb-package", {"build_seconds_each": (time.monotonic() - started) / len(VERSIONS),
                                    "deb_bytes": built[V1].stat().st_size, "wheels": len(wheels)})
     return built
 
@@ -444,23 +444,65 @@ def test_the_python_trigger_rebuilds_the_venv_only_when_python_changed(installed
     run(venv / "bin" / "python", "-c", "import hello.app")
 
 
-def test_an_upgrade_builds_a_new_venv_and_keeps_the_one_still_running(installed, tmp_path):
+def venv_names() -> list[str]:
+    return sorted(path.name for path in (BASE / "venvs").iterdir())
+
+
+def test_an_upgrade_builds_a_new_venv_beside_the_one_still_running(installed, tmp_path):
     old_venv, new_venv = BASE / "venvs" / V1, BASE / "venvs" / V2
     with serve_as_user(old_venv / "bin" / "python", tmp_path / "old.log") as url:
         started = time.monotonic()
-        done = dpkg("-i", installed.debs[V2])
+        dpkg("-i", installed.debs[V2])
         record_figures("deb-upgrade", {"upgrade_seconds": time.monotonic() - started})
         assert installed_version() == V2
         assert (BASE / "venv").readlink() == Path("venvs", V2)
         assert (new_venv / ".ready").exists()
         assert old_venv.is_dir(), "removed under a running instance"
-        assert "a running instance still uses it" in done.stderr
         assert http_request(url + "/healthz").status == 200
     assert f"{new_venv}/bin/python -m sevenleague.kit.serve" in UNIT.read_text()
     run("dpkg-reconfigure", PACKAGE)
-    assert [path.name for path in (BASE / "venvs").iterdir()] == [V2]
+    assert venv_names() == [V1, V2], "the previous version's venv is kept for a rollback"
     with serve_as_user(BASE / "venv" / "bin" / "python", tmp_path / "new.log") as url:
         assert http_request(url + "/").status == 200
+
+
+def test_the_venvs_of_the_three_newest_versions_stay_and_older_ones_go(installed):
+    dpkg("-i", installed.debs[V3])
+    assert venv_names() == [V1, V2, V3]
+    dpkg("-i", installed.debs[V4])
+    assert installed_version() == V4
+    assert venv_names() == [V2, V3, V4]
+
+
+def test_a_rollback_to_a_kept_version_runs_no_pip(installed, tmp_path):
+    venv = BASE / "venvs" / V2
+    ready = (venv / ".ready").stat().st_mtime_ns
+    (venv / "sentinel").touch()
+    started = time.monotonic()
+    done = dpkg("-i", installed.debs[V2])
+    rollback_seconds = time.monotonic() - started
+    record_figures("deb-rollback", {"rollback_seconds": rollback_seconds})
+    assert "downgrading" in (done.stdout + done.stderr).lower()
+    assert installed_version() == V2
+    assert (BASE / "venv").readlink() == Path("venvs", V2)
+    assert (venv / ".ready").stat().st_mtime_ns == ready, "postinst rebuilt the venv"
+    assert (venv / "sentinel").exists(), "postinst rebuilt the venv"
+    assert f"{venv}/bin/python -m sevenleague.kit.serve" in UNIT.read_text()
+    assert venv_names() == [V2, V3, V4], "the configured version counts as the newest"
+    (venv / "sentinel").unlink()
+    with serve_as_user(BASE / "venv" / "bin" / "python", tmp_path / "rollback.log") as url:
+        assert http_request(url + "/").status == 200
+
+
+def test_a_venv_an_instance_still_runs_is_kept_beyond_the_three(installed, tmp_path):
+    running = BASE / "venvs" / V2  # the configured version, and the oldest venv once V5 is in
+    with serve_as_user(running / "bin" / "python", tmp_path / "old.log") as url:
+        done = dpkg("-i", installed.debs[V5])
+        assert f"keeping {running}, a running instance still uses it" in done.stderr
+        assert venv_names() == [V2, V3, V4, V5]
+        assert http_request(url + "/healthz").status == 200
+    run("dpkg-reconfigure", PACKAGE)
+    assert venv_names() == [V3, V4, V5]
 
 
 def test_purge_leaves_nothing_behind_but_the_system_user(installed):

@@ -57,7 +57,7 @@ CASES = {
     "reserved name": (
         MINIMAL_CATALOG.replace("[services.hello]", "[services.prometheus]"),
         ["ecosystem.toml:20: services.prometheus: the name 'prometheus' is taken by the eco-system "
-         "itself (hint: rename the service; reserved: alertmanager, builds, edge, haproxy, identity, "
+         "itself (hint: rename the service; reserved: alertmanager, builds, deploy, edge, haproxy, identity, "
          "league, prometheus, renewer, show, source, supervisord)"],
     ),
     "invalid name": (
@@ -130,7 +130,7 @@ def test_port_offset_beyond_the_last_port_is_refused(write_catalog):
     with pytest.raises(CatalogError) as raised:
         load_catalog(write_catalog(MINIMAL_CATALOG), port_offset=60000)
     assert raised.value.lines()[-1].endswith(
-        "LEAGUE_PORT_OFFSET: offset 60000 puts port 9400 at 69400 (hint: use an offset from 0 to 56135)")
+        "LEAGUE_PORT_OFFSET: offset 60000 puts port 9500 at 69500 (hint: use an offset from 0 to 56035)")
 
 
 def test_valid_catalog_validates(write_catalog, monkeypatch, capsys):

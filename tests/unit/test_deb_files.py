@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 import re
+import shutil
+import subprocess
+import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,6 +219,62 @@ def test_postinst_is_idempotent_by_reading_what_is_there():
     assert 'if ! getent passwd "$SYSTEM_USER"' in script
     assert 'mv -T "$BASE/venv.new" "$BASE/venv"' in script
     assert "adduser --system --group" in script
+
+
+def test_postinst_keeps_the_venvs_of_the_newest_three_versions_for_rollback():
+    script = render_postinst(make_spec())
+    configure = script.split("    configure)\n", 1)[1].split(";;", 1)[0]
+    assert "\nKEEP=3\n" in script
+    assert configure.index("point_current_venv") < configure.index("prune_old_venvs")
+    assert 'ls -dt "$BASE"/venvs/*/.ready' in script
+
+
+def run_prune(script: str, base: Path, current: str) -> subprocess.CompletedProcess[str]:
+    """postinst's prune_old_venvs under dash, with Python 3.11 and "in use" read from a marker."""
+    functions = script.split('case "$1" in', 1)[0]
+    program = functions + textwrap.dedent(f"""
+        BASE={base}
+        VENV={base}/venvs/{current}
+        python_minor() {{ echo 3.11; }}
+        venv_in_use() {{ [ -f "$1/in-use" ]; }}
+        prune_old_venvs
+        """)
+    return subprocess.run(["dash", "-c", program], capture_output=True, text=True, check=True)
+
+
+def make_venv(base: Path, version: str, age: int, python: str | None = "3.11") -> Path:
+    venv = base / "venvs" / version
+    venv.mkdir(parents=True)
+    if python is not None:
+        (venv / ".ready").write_text(f"{python}\n")
+        os.utime(venv / ".ready", (1_700_000_000 - age, 1_700_000_000 - age))
+    return venv
+
+
+@pytest.mark.skipif(shutil.which("dash") is None, reason="dash is not installed")
+def test_prune_keeps_the_configured_venv_and_the_two_newest_others(tmp_path):
+    for version, age in (("1", 50), ("2", 40), ("3", 30), ("4", 20)):
+        make_venv(tmp_path, version, age)
+    make_venv(tmp_path, "2b", 35, python="3.9")  # would be rebuilt anyway: no use for a rollback
+    make_venv(tmp_path, "half", 0, python=None)  # an interrupted build
+    # A rollback to version 2: it counts as the newest although its venv is older.
+    run_prune(render_postinst(make_spec()), tmp_path, current="2")
+    assert sorted(path.name for path in (tmp_path / "venvs").iterdir()) == ["2", "3", "4"]
+    run_prune(render_postinst(make_spec()), tmp_path, current="2")
+    assert sorted(path.name for path in (tmp_path / "venvs").iterdir()) == ["2", "3", "4"]
+
+
+@pytest.mark.skipif(shutil.which("dash") is None, reason="dash is not installed")
+def test_prune_keeps_a_venv_beyond_the_three_while_an_instance_runs_it(tmp_path):
+    for version, age in (("1", 50), ("2", 40), ("3", 30), ("4", 20)):
+        make_venv(tmp_path, version, age)
+    (tmp_path / "venvs" / "1" / "in-use").touch()
+    done = run_prune(render_postinst(make_spec()), tmp_path, current="4")
+    assert sorted(path.name for path in (tmp_path / "venvs").iterdir()) == ["1", "2", "3", "4"]
+    assert f"hello: keeping {tmp_path}/venvs/1, a running instance still uses it" in done.stderr
+    (tmp_path / "venvs" / "1" / "in-use").unlink()
+    run_prune(render_postinst(make_spec()), tmp_path, current="4")
+    assert sorted(path.name for path in (tmp_path / "venvs").iterdir()) == ["2", "3", "4"]
 
 
 def test_postinst_rebuilds_on_the_python_trigger_only_if_python_changed():

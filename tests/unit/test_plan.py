@@ -14,7 +14,8 @@ from .test_renderers import LAYOUT, TOOLS
 def test_plan_runs_the_platform_and_every_instance():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     assert [p.name for p in plan.programs] == [
-        "haproxy", "prometheus", "alertmanager", "builds", "identity", "renewer", "hello-1", "hello-2"]
+        "haproxy", "prometheus", "alertmanager", "builds", "identity", "deploy", "renewer",
+        "hello-1", "hello-2"]
     hello = next(p for p in plan.programs if p.name == "hello-1")
     assert hello.argv[:4] == ("/opt/venv/bin/python", "-m", "sevenleague.kit.serve", "hello.app:app")
     assert "--port" in hello.argv and hello.argv[hello.argv.index("--port") + 1] == "8001"
@@ -55,11 +56,12 @@ def test_a_service_that_calls_others_gets_their_edge_urls_and_a_service_account(
     clients = json.loads(next(f for f in plan.files if f.path == LAYOUT.identity_clients).text)["clients"]
     assert {"name": "hello", "audiences": ["echo"],
             "scopes": ["echo.read", "echo.write", "echo.operate"]} in clients
-    assert [c["name"] for c in clients] == ["source", "prometheus", "hello"]
+    assert [c["name"] for c in clients] == ["source", "prometheus", "deploy", "hello"]
     # Prometheus may read the metrics of every kit process, and nothing else
-    assert {"name": "prometheus", "audiences": ["builds", "identity", "hello", "echo"],
-            "scopes": ["builds.metrics", "identity.metrics", "hello.metrics", "echo.metrics"]} in clients
-    assert plan.snapshot["scrape_tokens"]["audiences"] == ["builds", "identity", "hello", "echo"]
+    assert {"name": "prometheus", "audiences": ["builds", "identity", "deploy", "hello", "echo"],
+            "scopes": ["builds.metrics", "identity.metrics", "deploy.metrics", "hello.metrics",
+                       "echo.metrics"]} in clients
+    assert plan.snapshot["scrape_tokens"]["audiences"] == ["builds", "identity", "deploy", "hello", "echo"]
 
 
 def test_plan_writes_each_config_with_its_checker():
@@ -95,7 +97,8 @@ def test_snapshot_gives_endpoints_with_the_port_offset():
 def test_every_process_gets_a_certificate_request_named_as_the_catalog_names_it():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     requests = {r.name: r for r in plan.certificates}
-    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "identity", "hello-1", "hello-2"}
+    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "identity", "deploy",
+                             "hello-1", "hello-2"}
     assert [r.name for r in plan.certificates if r.edge] == ["edge"]
     assert requests["hello-1"].dns_names == ("hello", "hello-1", "localhost")
     assert requests["hello-1"].ips == ("127.0.0.1",)

@@ -94,7 +94,8 @@ def test_prometheus_yml_of_the_demo(demo):
 
 def test_every_instance_haproxy_and_platform_process_is_a_target(two_services):
     jobs = {job.name: job for job in scrape_jobs(two_services)}
-    assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "builds", "identity", "hello", "ledger"}
+    assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "builds", "identity", "deploy",
+                         "hello", "ledger"}
     assert [t.address for t in jobs["ledger"].targets] == [
         "127.0.0.1:8101", "127.0.0.1:8102", "127.0.0.1:8103"]
     assert jobs["haproxy"].targets[0].address == "127.0.0.1:8404"

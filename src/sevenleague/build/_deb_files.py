@@ -50,6 +50,7 @@ STOP_MARGIN_SECONDS = 10
 MODE_FILE = 0o644
 MODE_SCRIPT = 0o755
 MODE_SETTINGS = 0o600  # systemd reads EnvironmentFile= as root; app settings may hold secrets
+KEEP_VENVS = 3  # venvs of the newest versions postinst keeps, so a rollback needs no pip
 
 
 @dataclass(frozen=True)
@@ -413,14 +414,34 @@ point_current_venv() {
     mv -T "$BASE/venv.new" "$BASE/venv"
 }
 
-# An instance still running an earlier version keeps its venv until it is restarted.
-prune_old_venvs() {
+# The bracket keeps grep from matching its own command line.
+venv_in_use() {
+    grep -qs "$1/bin/pytho[n]" /proc/[0-9]*/cmdline
+}
+
+# Every other venv, the completed ones newest first (by when their .ready marker was
+# written), then the incomplete ones. Version names hold no blanks, newlines or glob
+# characters, so ls's lines are safe to split.
+other_venvs_newest_first() {
+    ls -dt "$BASE"/venvs/*/.ready 2>/dev/null | sed 's|/\\.ready$||' | grep -vxF "$VENV" || true
     for dir in "$BASE"/venvs/*; do
-        if [ ! -d "$dir" ] || [ "$dir" = "$VENV" ]; then
-            continue
+        if [ -d "$dir" ] && [ ! -f "$dir/.ready" ] && [ "$dir" != "$VENV" ]; then
+            echo "$dir"
         fi
-        # The bracket keeps grep from matching its own command line.
-        if grep -qs "$dir/bin/pytho[n]" /proc/[0-9]*/cmdline; then
+    done
+}
+
+# The venvs of the newest KEEP versions stay (the one just configured counts as the
+# newest), so rolling back to one of them with `dpkg -i` only re-points the symlink: no
+# pip, no network, seconds. A venv for another Python would be rebuilt anyway, so it does
+# not count. An instance still running an older version keeps its venv until restarted.
+prune_old_venvs() {
+    kept=1
+    minor=$(python_minor)
+    for dir in $(other_venvs_newest_first); do
+        if [ "$kept" -lt "$KEEP" ] && [ "$(cat "$dir/.ready" 2>/dev/null)" = "$minor" ]; then
+            kept=$((kept + 1))
+        elif venv_in_use "$dir"; then
             echo "$PACKAGE: keeping $dir, a running instance still uses it" >&2
         else
             rm -rf "$dir"
@@ -531,7 +552,7 @@ exit 0
 
 def render_postinst(spec: DebSpec) -> str:
     return (_script_header(spec, f"postinst of {spec.package}: its system user, then its venv from "
-                                 "the shipped wheels") + "\n" + _POSTINST_BODY)
+                                 "the shipped wheels") + f"KEEP={KEEP_VENVS}\n\n" + _POSTINST_BODY)
 
 
 def render_prerm(spec: DebSpec) -> str:

@@ -9,11 +9,13 @@ from ._load import load_catalog, parse_catalog
 from ._model import (
     AlertmanagerSpec,
     CatalogSpec,
+    DeploySpec,
     EdgeSpec,
     EnvironmentSpec,
     HealthCheckSpec,
     HostSpec,
     PrometheusSpec,
+    RolloutSpec,
     ServiceSpec,
 )
 from ._problems import CatalogError, Problem
@@ -24,6 +26,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "CatalogSpec",
+    "DeploySpec",
     "EdgeSpec",
     "EnvironmentSpec",
     "HealthCheckSpec",
@@ -31,6 +34,7 @@ __all__ = [
     "Instance",
     "Problem",
     "PrometheusSpec",
+    "RolloutSpec",
     "ServiceSpec",
     "format_duration",
     "load_catalog",

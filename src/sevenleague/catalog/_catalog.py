@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ._model import CatalogSpec, ServiceSpec
+from ._model import CatalogSpec, RolloutSpec, ServiceSpec
 
 # Names the eco-system's own processes use; a service may not take them.
 RESERVED_NAMES = frozenset(
     {"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league", "builds", "show", "identity",
-     "renewer", "source"}
+     "renewer", "source", "deploy"}
 )
 
 
@@ -73,3 +73,21 @@ class Catalog:
 
     def address_of(self, host: str) -> str:
         return self.spec.hosts[host].address
+
+    def environment_of(self, host: str) -> str | None:
+        """The environment a host belongs to (the catalog allows one), or None."""
+        for name, environment in self.spec.environments.items():
+            if host in environment.hosts:
+                return name
+        return None
+
+    def instances_in(self, service: str, environment: str) -> list[Instance]:
+        """The instances of `service` a deploy to `environment` switches: those on its hosts."""
+        hosts = set(self.spec.environments[environment].hosts)
+        return [i for i in self.instances_of(service) if i.host in hosts]
+
+    def rollout_of(self, service: str) -> RolloutSpec:
+        return self.spec.services[service].rollout or self.spec.deploy.rollout
+
+    def package_of(self, service: str) -> str:
+        return self.spec.services[service].package or service

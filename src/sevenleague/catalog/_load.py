@@ -32,6 +32,7 @@ def _with_port_offset(spec: CatalogSpec, offset: int) -> CatalogSpec:
         "alertmanager": spec.alertmanager.model_copy(update={"port": spec.alertmanager.port + offset}),
         "builds": spec.builds.model_copy(update={"port": spec.builds.port + offset}),
         "identity": spec.identity.model_copy(update={"port": spec.identity.port + offset}),
+        "deploy": spec.deploy.model_copy(update={"port": spec.deploy.port + offset}),
         "services": {
             name: service.model_copy(update={"port": service.port + offset})
             for name, service in spec.services.items()

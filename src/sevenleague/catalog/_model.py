@@ -32,18 +32,64 @@ class EcosystemSpec(_Section):
 
 
 class HostSpec(_Section):
-    driver: Literal["local"] = Field(
-        "local", description='How sevenleague runs things there: "local" is supervisord on this machine.'
+    driver: Literal["local", "ssh"] = Field(
+        "local",
+        description='How sevenleague runs things there: "local" is supervisord on this machine, '
+                    '"ssh" is systemd and apt on a Debian host reached over SSH.',
     )
     address: str = Field(
         "127.0.0.1",
         min_length=1,
         description="Address other processes use to reach this host (IP or DNS name).",
     )
+    ssh_user: str = Field("root", pattern=r"^[a-z_][a-z0-9_-]*$",
+                          description="User the ssh driver logs in as (it installs packages: root).")
+    ssh_port: Port = Field(22, description="Port of the host's SSH server.")
+    ssh_key: str = Field("", description="Private key file the ssh driver logs in with, relative to the "
+                                         "catalog's folder (default: the SSH agent and ~/.ssh).")
+    known_hosts: str = Field("", description="known_hosts file that pins the host's key, relative to the "
+                                             "catalog's folder (default: ~/.ssh/known_hosts).")
 
 
 class EnvironmentSpec(_Section):
     hosts: list[Name] = Field(min_length=1, description="Hosts that belong to this environment.")
+    promote_from: Name | None = Field(
+        None, description="Environment whose running release `league promote` may bring here.")
+    soak: Duration = Field(
+        0.0, ge=0.0,
+        description='How long a release must have run healthy in `promote_from` before it may be '
+                    'promoted here, e.g. "30m".')
+
+
+class RolloutSpec(_Section):
+    batch_size: int = Field(1, ge=1, le=1000, description="Instances switched at the same time.")
+    batch_percent: int | None = Field(
+        None, ge=1, le=100,
+        description="Instances switched at the same time, as a percentage of the environment's "
+                    "(rounded up); wins over batch_size when set.")
+    pause: Duration = Field(0.0, ge=0.0, description='Wait between two batches, e.g. "30s".')
+    drain_timeout: Duration = Field(
+        30.0, ge=0.0, description="Longest wait for an instance's requests in flight to finish.")
+    readiness_timeout: Duration = Field(
+        60.0, gt=0.0, description="Longest wait for a switched instance to answer its readiness path.")
+    verify: Duration = Field(
+        10.0, ge=0.0,
+        description="Verification window: how long a switched instance serves users while its error "
+                    "rate is watched, before the next one is touched.")
+    max_error_ratio: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Share of 5xx answers of a switched instance, in its window, that fails the deploy.")
+    min_requests: int = Field(
+        1, ge=1, description="Answers an instance must have given in its window before its error "
+                             "ratio counts (fewer: the window is extended until the readiness timeout).")
+    keep_releases: int = Field(3, ge=1, le=20, description="Releases kept on each host for rollback.")
+
+
+class DeploySpec(_Section):
+    host: Name = Field("local", description="Host that runs the deploy service.")
+    port: Port = Field(9500, description="Port of the deploy service's HTTP API.")
+    rollout: RolloutSpec = Field(
+        RolloutSpec(), description="How every service rolls out, unless it sets its own.")
 
 
 class EdgeSpec(_Section):
@@ -139,6 +185,11 @@ class ServiceSpec(_Section):
         description="Services this one calls on its callers' behalf: it gets a service account that "
                     "may exchange a caller's token for one addressed to each of them.",
     )
+    package: str = Field(
+        "", pattern=r"^([a-z0-9][a-z0-9+.-]+)?$",
+        description="Debian package that `league deploy` installs (default: the service's name).")
+    rollout: RolloutSpec | None = Field(
+        None, description="This service's rollout (default: the [deploy.rollout] table).")
 
 
 class CatalogSpec(_Section):
@@ -155,6 +206,7 @@ class CatalogSpec(_Section):
     builds: BuildsSpec = Field(BuildsSpec(), description="The build service and the apt repository.")
     identity: IdentitySpec = Field(IdentitySpec(), description="The identity service (OIDC provider).")
     pki: PkiSpec = Field(PkiSpec(), description="The eco-system's CA and the certificates it issues.")
+    deploy: DeploySpec = Field(DeploySpec(), description="The deploy service: releases, rollouts, audit.")
     services: dict[Name, ServiceSpec] = Field(
         default_factory=dict, description="The apps this eco-system runs, by name."
     )

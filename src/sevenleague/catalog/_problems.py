@@ -245,10 +245,27 @@ def reference_problems(spec: CatalogSpec, text: str) -> list[Problem]:
             hint = f"did you mean `{close[0]}`?" if close else f"known hosts: {', '.join(known)}"
             problems.append(Problem(key_path(loc), f"unknown host {name!r}", hint, locate(text, loc)))
 
+    placed: dict[str, str] = {}
     for env_name, env in spec.environments.items():
         for i, host in enumerate(env.hosts):
             check_host(host, ("environments", env_name, "hosts", i))
-    for section in ("edge", "prometheus", "alertmanager", "builds", "identity"):
+            if host in placed and placed[host] != env_name:
+                problems.append(Problem(
+                    key_path(("environments", env_name, "hosts", i)),
+                    f"host {host!r} is in environments.{placed[host]} already",
+                    "a host belongs to one environment: a deploy to one must not touch the other",
+                    locate(text, ("environments", env_name, "hosts", i))))
+            placed.setdefault(host, env_name)
+        source = env.promote_from
+        if source is not None and (source == env_name or source not in spec.environments):
+            others = sorted(set(spec.environments) - {env_name})
+            problems.append(Problem(
+                f"environments.{env_name}.promote_from",
+                "an environment cannot promote from itself" if source == env_name
+                else f"unknown environment {source!r}",
+                f"environments: {', '.join(others) or '(no other environment)'}",
+                locate(text, ("environments", env_name, "promote_from"))))
+    for section in ("edge", "prometheus", "alertmanager", "builds", "identity", "deploy"):
         check_host(getattr(spec, section).host, (section, "host"))
     routes: dict[str, str] = {}
     for name, service in spec.services.items():
@@ -308,6 +325,7 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
           ("alertmanager", "port"), "pick a free port")
     claim(spec.builds.host, spec.builds.port, "builds.port", ("builds", "port"), "pick a free port")
     claim(spec.identity.host, spec.identity.port, "identity.port", ("identity", "port"), "pick a free port")
+    claim(spec.deploy.host, spec.deploy.port, "deploy.port", ("deploy", "port"), "pick a free port")
     for name, service in spec.services.items():
         for i, port in enumerate(instance_ports(service)):
             host = service.hosts[i % len(service.hosts)]
@@ -323,7 +341,7 @@ def offset_problems(spec: CatalogSpec, offset: int) -> list[Problem]:
     highest = max(
         [spec.edge.port, spec.edge.stats_port, spec.edge.http_port or 0, spec.prometheus.port,
          spec.alertmanager.port, spec.builds.port,
-         spec.identity.port]
+         spec.identity.port, spec.deploy.port]
         + [max(instance_ports(s)) for s in spec.services.values()]
     )
     if offset < 0 or highest + offset > 65535:

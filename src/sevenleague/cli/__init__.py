@@ -157,6 +157,76 @@ def builds(
     raise typer.Exit(run_builds(service, _console(), json_output, limit))
 
 
+JSON_HELP = "Print JSON."
+
+
+@app.command("deploy")
+def deploy(
+    service: Annotated[str, typer.Argument(help="Service to deploy.")],
+    version: Annotated[str, typer.Argument(help="Version published in the apt repository, e.g. 0.1.0-12.")],
+    env: Annotated[str, typer.Option("--env", help="Environment to deploy to.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Queue behind a deploy that holds the lock.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Roll VERSION out over SERVICE's instances in ENV, health-gated; follows it step by step.
+    Exit 0 succeeded, 1 rolled back, 5 refused (lock held), 6 failed."""
+    from ._deploy import run_deploy
+
+    raise typer.Exit(run_deploy(service, version, env, _console(), wait, json_output))
+
+
+@app.command("rollback")
+def rollback(
+    service: Annotated[str, typer.Argument(help="Service to roll back.")],
+    env: Annotated[str, typer.Option("--env", help="Environment to roll back.")],
+    to: Annotated[str | None,
+                  typer.Option("--to", help="Version to return to (default: the previous).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Queue behind a deploy that holds the lock.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Put the previous release back on every instance of ENV, from what the hosts kept."""
+    from ._deploy import run_rollback
+
+    raise typer.Exit(run_rollback(service, env, to, _console(), wait, json_output))
+
+
+@app.command("promote")
+def promote(
+    service: Annotated[str, typer.Argument(help="Service to promote.")],
+    source: Annotated[str, typer.Option("--from", help="Environment whose release is promoted.")],
+    target: Annotated[str, typer.Option("--to", help="Environment it goes to.")],
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Deploy to --to exactly the release --from runs, if every gate holds; a refusal names the gate."""
+    from ._deploy import run_promote
+
+    raise typer.Exit(run_promote(service, source, target, _console(), json_output))
+
+
+@app.command("releases")
+def releases(
+    service: Annotated[str, typer.Argument(help="Service to show.")],
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """What each instance runs, and the deployments that brought it, newest first."""
+    from ._deploy import run_releases
+
+    raise typer.Exit(run_releases(service, env, _console(), json_output))
+
+
+@app.command("audit")
+def audit(
+    service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Every deploy, rollback, promotion and lock action: who, what, from which version to which, outcome."""
+    from ._deploy import run_audit
+
+    raise typer.Exit(run_audit(service, env, _console(), json_output))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `league` command."""
     try:

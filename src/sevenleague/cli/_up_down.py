@@ -24,6 +24,7 @@ def run_up(catalog_path: Path, console: Console, timeout: float) -> int:
         apply_plan,
         find_tools,
         port_offset,
+        read_instance_releases,
         render_plan,
         state_home,
         wait_until_healthy,
@@ -35,7 +36,7 @@ def run_up(catalog_path: Path, console: Console, timeout: float) -> int:
     layout = StateLayout(state_home())
     tools = find_tools(sys.executable)
     host = LocalHost(catalog.name, layout.home)
-    plan = render_plan(catalog, layout, tools)
+    plan = render_plan(catalog, layout, tools, read_instance_releases(layout.instance_releases))
     report = apply_plan(plan, layout, host, tools)
     if report.programs.started_supervisord:
         console.print(f"started supervisord for {catalog.name!r} in {layout.home}", highlight=False)

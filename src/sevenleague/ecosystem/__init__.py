@@ -11,6 +11,7 @@ _EXPORTS = {
     "DEFAULT_HOME": "._layout",
     "HOME_ENV": "._layout",
     "InstanceHealth": "._probe",
+    "InstanceRelease": "._releases",
     "Listen": "._plan",
     "NotHealthy": "._wait",
     "NotRunning": "._probe",
@@ -29,7 +30,9 @@ _EXPORTS = {
     "port_offset": "._layout",
     "probe_http": "._probe",
     "probe_status": "._probe",
+    "read_instance_releases": "._releases",
     "read_snapshot": "._probe",
+    "record_instance_release": "._releases",
     "reload_haproxy": "._apply",
     "render_plan": "._plan",
     "render_snapshot": "._plan",
@@ -46,6 +49,7 @@ __all__ = [
     "CannotStart",
     "ConfigRejected",
     "InstanceHealth",
+    "InstanceRelease",
     "Listen",
     "NotHealthy",
     "NotRunning",
@@ -64,7 +68,9 @@ __all__ = [
     "port_offset",
     "probe_http",
     "probe_status",
+    "read_instance_releases",
     "read_snapshot",
+    "record_instance_release",
     "reload_haproxy",
     "render_plan",
     "render_snapshot",
@@ -111,4 +117,5 @@ if TYPE_CHECKING:
         probe_status,
         read_snapshot,
     )
+    from ._releases import InstanceRelease, read_instance_releases, record_instance_release
     from ._wait import CannotStart, NotHealthy, last_log_line, wait_until_healthy

@@ -90,6 +90,16 @@ class StateLayout:
         return self.home / "identity" / "clients" / f"{name}.secret"
 
     @property
+    def deploy(self) -> Path:
+        """The deploy service's database, and the releases unpacked for local instances."""
+        return self.home / "deploy"
+
+    @property
+    def instance_releases(self) -> Path:
+        """Which release each local instance runs (written by the deploy, read by `league up`)."""
+        return self.deploy / "instances.json"
+
+    @property
     def builds(self) -> BuildPaths:
         return BuildPaths.under(self.home)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ..telemetry import (
     target_file,
 )
 from ._layout import StateLayout, Tools
+from ._releases import InstanceRelease
 
 # How long an instance may take to finish its in-flight requests once it stops accepting.
 GRACEFUL_SECONDS = 20.0
@@ -90,6 +92,8 @@ CLIENT_SECRET_FILE_ENV = "LEAGUE_CLIENT_SECRET_FILE"  # noqa: S105 - a variable 
 SOURCE_CLIENT = "source"
 # Prometheus' service account: it reads every kit process' /metrics, nothing else.
 SCRAPE_CLIENT = "prometheus"
+# The deploy service's account: it reads builds (a promotion's gate), nothing else.
+DEPLOY_CLIENT = "deploy"
 # What a service calling another on a user's behalf may ask for there: the user's own
 # roles still cap it, and administering another service is never delegated.
 DELEGATED_ACTIONS = ("read", "write", "operate")
@@ -118,7 +122,8 @@ def wanted_clients(catalog: Catalog, scraped: list[str]) -> list[dict[str, objec
     """The service accounts the identity service keeps: the git hook's, and one per calling service."""
     clients: list[dict[str, object]] = [
         {"name": SOURCE_CLIENT, "audiences": ["builds"], "scopes": ["builds.read", "builds.write"]},
-        {"name": SCRAPE_CLIENT, "audiences": scraped, "scopes": [f"{name}.metrics" for name in scraped]}]
+        {"name": SCRAPE_CLIENT, "audiences": scraped, "scopes": [f"{name}.metrics" for name in scraped]},
+        {"name": DEPLOY_CLIENT, "audiences": ["builds"], "scopes": ["builds.read"]}]
     for name, service in sorted(catalog.spec.services.items()):
         if service.calls:
             clients.append({"name": name, "audiences": sorted(service.calls),
@@ -136,18 +141,27 @@ def render_identity_clients(catalog: Catalog, scraped: list[str]) -> str:
     return json.dumps({"clients": wanted_clients(catalog, scraped)}, indent=2) + "\n"
 
 
-def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout) -> list[Program]:
-    """Every app instance under kit.serve, serving HTTPS only with its own certificate, checking tokens."""
+def instance_programs(catalog: Catalog, tools: Tools, layout: StateLayout,
+                      releases: Mapping[str, InstanceRelease] | None = None) -> list[Program]:
+    """Every app instance under kit.serve, serving HTTPS only with its own certificate, checking tokens.
+
+    An instance a deploy switched to a release runs that release's venv; the others run
+    from the workspace (`tools.python`).
+    """
+    releases = releases or {}
     programs = []
     trust = trust_environment(catalog, layout)
     for name, service in catalog.spec.services.items():
         drain = drain_seconds(service.health.interval, service.health.fall)
         calls = calls_environment(catalog, layout, name)
         for instance in catalog.instances_of(name):
+            if catalog.spec.hosts[instance.host].driver != "local":
+                continue  # systemd runs it there, once a deploy has installed it
             programs.append(Program(
                 name=instance.name,
                 argv=(
-                    str(tools.python), "-m", "sevenleague.kit.serve", service.app,
+                    str(releases[instance.name].python if instance.name in releases else tools.python),
+                    "-m", "sevenleague.kit.serve", service.app,
                     "--host", instance.address, "--port", str(instance.port),
                     "--drain-seconds", str(drain), "--graceful-seconds", str(GRACEFUL_SECONDS),
                     "--service", name, "--instance", instance.name,
@@ -208,6 +222,21 @@ def platform_service(name: str, app: str, address: str, port: int, layout: State
     )
 
 
+def deploy_url(catalog: Catalog) -> str:
+    return _url(catalog.address_of(catalog.spec.deploy.host), catalog.spec.deploy.port, "")
+
+
+def deploy_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
+    """The deploy service: it asks the build service about builds with its own account."""
+    spec = catalog.spec.deploy
+    return platform_service("deploy", "sevenleague.deploy.service:app", catalog.address_of(spec.host),
+                            spec.port, layout, tools,
+                            {SERVICE_URLS_ENV: json.dumps({"builds": builds_url(catalog)}),
+                             CLIENT_ID_ENV: DEPLOY_CLIENT,
+                             CLIENT_SECRET_FILE_ENV: str(layout.client_secret(DEPLOY_CLIENT)),
+                             **trust_environment(catalog, layout)})
+
+
 def builds_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
     """The build service: queue, pipeline, artifacts and the apt repository."""
     spec = catalog.spec.builds
@@ -241,6 +270,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
             "builds": builds_url(catalog),
             "apt": builds_url(catalog) + "/apt/",
             "identity": identity_url(catalog),
+            "deploy": deploy_url(catalog),
         },
         "processes": [
             {"name": "haproxy", "port": spec.edge.port, "probe": {"tcp": [edge, spec.edge.port]}},
@@ -252,6 +282,8 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
              "probe": {"http": builds_url(catalog) + "/readyz", "ca": ca}},
             {"name": "identity", "port": spec.identity.port,
              "probe": {"http": identity_url(catalog) + "/readyz", "ca": ca}},
+            {"name": "deploy", "port": spec.deploy.port,
+             "probe": {"http": deploy_url(catalog) + "/readyz", "ca": ca}},
         ],
         "instances": [
             {
@@ -259,7 +291,7 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
                 "url": i.url, "backend": backend_name(i.service),
                 "probe": {"http": i.url + spec.services[i.service].health.path, "ca": ca},
             }
-            for i in catalog.instances
+            for i in catalog.instances if spec.hosts[i.host].driver == "local"
         ],
     }
 
@@ -275,7 +307,9 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
         Listen(catalog.address_of(spec.alertmanager.host), spec.alertmanager.port, "alertmanager.port"),
         Listen(catalog.address_of(spec.builds.host), spec.builds.port, "builds.port"),
         Listen(catalog.address_of(spec.identity.host), spec.identity.port, "identity.port"),
-        *(Listen(i.address, i.port, f"services.{i.service}.port ({i.name})") for i in catalog.instances),
+        Listen(catalog.address_of(spec.deploy.host), spec.deploy.port, "deploy.port"),
+        *(Listen(i.address, i.port, f"services.{i.service}.port ({i.name})") for i in catalog.instances
+          if spec.hosts[i.host].driver == "local"),
     ]
 
 
@@ -304,12 +338,14 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
         request("alertmanager", spec.alertmanager.host),
         request("builds", spec.builds.host),
         request("identity", spec.identity.host),
+        request("deploy", spec.deploy.host),
     ]
     requests += [request(i.name, i.host, i.service) for i in catalog.instances]
     return requests
 
 
-def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
+def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools,
+                releases: Mapping[str, InstanceRelease] | None = None) -> Plan:
     jobs = scrape_jobs(catalog)
     scraped = scrape_audiences(jobs)
     files = [
@@ -333,6 +369,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
                 stop_timeout=10),
         builds_program(catalog, layout, tools),
         identity_program(catalog, layout, tools),
+        deploy_program(catalog, layout, tools),
         renewer_program(layout, tools),
     ]
     listens = plan_listens(catalog)
@@ -344,7 +381,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools) -> Plan:
                                  "audiences": scraped}
     return Plan(
         files=tuple(files),
-        programs=tuple(platform + instance_programs(catalog, tools, layout)),
+        programs=tuple(platform + instance_programs(catalog, tools, layout, releases)),
         listens=tuple(listens),
         snapshot=snapshot,
         certificates=tuple(certificates),

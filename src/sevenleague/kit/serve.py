@@ -28,6 +28,8 @@ from ._log import STDOUT, JsonLogHandler
 from ._tls import BundleWatch
 
 TLS_CHECK_TICKS = 10  # uvicorn ticks every 0.1 s: look at the certificate bundle every second
+# A systemd unit's EnvironmentFile can name the bundle per instance without a new ExecStart.
+TLS_BUNDLE_ENV = "LEAGUE_TLS_BUNDLE"
 
 
 class DrainingServer(uvicorn.Server):
@@ -88,9 +90,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--service", default=os.environ.get(SERVICE_ENV, ""))
     parser.add_argument("--instance", default=os.environ.get(INSTANCE_ENV, ""))
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--tls-bundle", default=None, metavar="PEM",
+    parser.add_argument("--tls-bundle", default=os.environ.get(TLS_BUNDLE_ENV) or None, metavar="PEM",
                         help="serve HTTPS only, with the private key and certificate chain in this one file "
-                             "(one file, so a renewal can never pair a new certificate with an old key)")
+                             "(one file, so a renewal can never pair a new certificate with an old key); "
+                             f"default: ${TLS_BUNDLE_ENV}; unset or empty serves plain HTTP")
     return parser.parse_args(argv)
 
 
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         server_header=False,
         timeout_graceful_shutdown=args.graceful_seconds,
-        ssl_certfile=args.tls_bundle,
+        ssl_certfile=args.tls_bundle or None,
     )
     watch = BundleWatch(Path(args.tls_bundle)) if args.tls_bundle else None
     server = DrainingServer(config, drain_seconds=args.drain_seconds, tls_watch=watch)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ..errors import LeagueError
 
+ANSWER_KINDS = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")  # HAProxy's hrsp_* columns
+
 
 class ProxyError(LeagueError):
     """The edge (HAProxy) refused a config or did not answer its runtime API."""
@@ -26,6 +28,8 @@ class ServerState:
     status: str  # UP, DOWN, MAINT, DRAIN, "UP 1/2"... as HAProxy says it
     check: str
     current_sessions: int
+    responses: int = 0  # every HTTP answer the server gave (hrsp_1xx ... hrsp_other)
+    errors: int = 0  # of those, 5xx (hrsp_5xx)
 
     @property
     def up(self) -> bool:
@@ -62,6 +66,8 @@ def parse_show_stat(text: str) -> list[ServerState]:
         states.append(ServerState(
             backend=row["pxname"], server=name, status=row["status"], check=row.get("check_status", ""),
             current_sessions=int(row.get("scur") or 0),
+            responses=sum(int(row.get(f"hrsp_{kind}") or 0) for kind in ANSWER_KINDS),
+            errors=int(row.get("hrsp_5xx") or 0),
         ))
     return states
 
@@ -76,6 +82,15 @@ def worker_pid(admin_socket: Path) -> int:
         if line.startswith("Pid:"):
             return int(line.split(":", 1)[1])
     raise ProxyError(f"HAProxy at {admin_socket} did not report its pid")
+
+
+def server_state(admin_socket: Path, backend: str, server: str) -> ServerState:
+    """One server's row of `show stat`, read with HAProxy's own filter (backend, servers only)."""
+    for state in parse_show_stat(runtime_command(admin_socket, f"show stat {backend} 4 -1")):
+        if state.server == server:
+            return state
+    raise ProxyError(f"HAProxy has no server {backend}/{server}",
+                     hint="is the catalog the one `league up` applied? `league status`")
 
 
 def set_server_state(admin_socket: Path, backend: str, server: str, state: str) -> None:

@@ -44,6 +44,7 @@ def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
         platform("haproxy", spec.edge.host, spec.edge.stats_port),
         platform("builds", spec.builds.host, spec.builds.port, kit=True),
         platform("identity", spec.identity.host, spec.identity.port, kit=True),
+        platform("deploy", spec.deploy.host, spec.deploy.port, kit=True),
     ]
     for service in spec.services:
         targets = tuple(

@@ -289,6 +289,7 @@ class LoadTally:
     statuses: dict[int, int] | None = None
     errors: list[str] | None = None
     served_by: dict[str, int] | None = None
+    failed_at: list[float] | None = None  # time.time() of each failure, to place it against events
 
     def as_figures(self) -> dict[str, Any]:
         return {"ok": self.ok, "failed": self.failed, "statuses": self.statuses or {},
@@ -316,7 +317,7 @@ class SteadyLoad:
         self.pause = pause
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.tally = LoadTally(statuses={}, errors=[], served_by={})
+        self.tally = LoadTally(statuses={}, errors=[], served_by={}, failed_at=[])
         self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
 
     def __enter__(self) -> SteadyLoad:
@@ -346,6 +347,8 @@ class SteadyLoad:
             else:
                 tally.failed += 1
                 tally.errors.append(error or f"HTTP {status}")
+                assert tally.failed_at is not None
+                tally.failed_at.append(time.time())
 
     def _client(self) -> None:
         parts = urlsplit(self.url)
