@@ -159,6 +159,52 @@ def builds(
 
 JSON_HELP = "Print JSON."
 
+host_app = typer.Typer(help="The catalog's hosts, and whether each can take a deploy.", no_args_is_help=True)
+app.add_typer(host_app, name="host")
+
+
+@host_app.command("add")
+def host_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the host in the catalog.")],
+    address: Annotated[str, typer.Option("--address", help="IP or DNS name other processes reach it at.")],
+    driver: Annotated[str, typer.Option("--driver", help='"ssh" (systemd over SSH) or "local".')] = "ssh",
+    env: Annotated[str | None, typer.Option("--env", help="Environment it joins.")] = None,
+    ssh_user: Annotated[str, typer.Option("--ssh-user", help="User to log in as.")] = "root",
+    ssh_key: Annotated[str, typer.Option("--ssh-key", help="Private key file, from the catalog.")] = "",
+    known_hosts: Annotated[str, typer.Option("--known-hosts", help="known_hosts file pinning its key.")] = "",
+) -> None:
+    """Add a [hosts.NAME] table to the catalog (kept only if the catalog still validates)."""
+    from ._hosts import run_host_add
+
+    if driver not in ("ssh", "local"):
+        raise typer.BadParameter(f"{driver!r}: use ssh or local", param_hint="--driver")
+    raise typer.Exit(run_host_add(ctx.obj.catalog, name, address, driver, env, ssh_user, ssh_key,
+                                  known_hosts, _console()))
+
+
+@host_app.command("list")
+def host_list(ctx: typer.Context,
+              json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every host with its driver, address, environment and instances."""
+    from ..catalog import load_catalog
+    from ._hosts import run_host_list
+
+    raise typer.Exit(run_host_list(load_catalog(ctx.obj.catalog), _console(), json_output))
+
+
+@host_app.command("check")
+def host_check(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this host.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """SSH, systemd, the eco-system's apt source and key, clock and disk of each host; exit 1 if one fails."""
+    from ..catalog import load_catalog
+    from ._hosts import run_host_check
+
+    raise typer.Exit(run_host_check(load_catalog(ctx.obj.catalog), name, _console(), json_output))
+
 
 @app.command("deploy")
 def deploy(

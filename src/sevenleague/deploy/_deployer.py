@@ -158,6 +158,7 @@ class Deployer:
         rollout = catalog.rollout_of(service)
         package = catalog.package_of(service)
         todo = [t for t in targets if t.previous != version]
+        drivers: Mapping[str, HostDriver] = {}
         try:
             if not todo:
                 await report("", "nothing to do", "done", f"every instance runs {version} already")
@@ -176,9 +177,14 @@ class Deployer:
                     if removed:
                         await report(host, "prune", "done", ", ".join(removed))
             self.store.finish(deployment, outcome.state, outcome.reason)
-        except Exception as error:
+        except Exception as error:  # the deployment must end and say why, whatever happened
             await report("", "error", "failed", f"{type(error).__name__}: {error}")
             self.store.finish(deployment, FAILED, f"{type(error).__name__}: {error}")
+        finally:
+            for driver in drivers.values():
+                close = getattr(driver, "close", None)
+                if close is not None:
+                    await close()
 
 
 def default_drivers(ctx: Context) -> dict[str, HostDriver]:

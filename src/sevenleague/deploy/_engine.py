@@ -182,6 +182,7 @@ class Rollout:
             raise DeployFailed(f"{name}: {shown} was not ready within {self.rollout.readiness_timeout:g}s")
         await self.report(name, "ready", "done", url)
         before = await self.edge.counters(instance)
+        await self.report(name, "in rotation", "started", "")  # from here on, users may reach it
         await self.edge.ready(instance)
         if not await self._wait(lambda: self.edge.is_up(instance), self.rollout.readiness_timeout):
             await self.report(name, "in rotation", "failed", "the edge's checks never saw it up")

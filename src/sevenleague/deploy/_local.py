@@ -58,7 +58,7 @@ def _run(argv: list[str], what: str, timeout: float = 300) -> str:
     return done.stdout
 
 
-def _get(url: str, ca_file: Path, sink: Path | None = None, timeout: float = 30) -> bytes:
+def fetch(url: str, ca_file: Path, sink: Path | None = None, timeout: float = 30) -> bytes:
     """One GET over HTTPS verified against the CA; into `sink` when given (a .deb is large)."""
     parts = urlsplit(url)
     connection = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
@@ -120,7 +120,7 @@ class LocalDriver:
     def _build(self, package: str, version: str, target: Path) -> None:
         """Built where it will stay (a venv records its own path); `.ready`, written last, marks it whole."""
         architecture = _run(["dpkg", "--print-architecture"], "dpkg --print-architecture").strip()
-        index = _get(f"{self.apt_url}dists/{SUITE}/{COMPONENT}/binary-{architecture}/Packages", self.ca_file)
+        index = fetch(f"{self.apt_url}dists/{SUITE}/{COMPONENT}/binary-{architecture}/Packages", self.ca_file)
         found = [p for p in parse_packages_index(index.decode())
                  if p.name == package and p.version == version]
         if not found:
@@ -131,7 +131,7 @@ class LocalDriver:
         target.mkdir()
         try:
             deb = target / Path(published.filename).name
-            _get(self.apt_url + published.filename, self.ca_file, sink=deb, timeout=120)
+            fetch(self.apt_url + published.filename, self.ca_file, sink=deb, timeout=120)
             digest = hashlib.sha256()
             with deb.open("rb") as handle:
                 while chunk := handle.read(CHUNK):

@@ -1,0 +1,128 @@
+"""The `ssh` driver: Debian hosts with systemd, apt and dpkg, reached over SSH.
+
+`prepare` makes a version installable without touching a running instance: the
+eco-system's apt source, its key and its CA on the host (idempotent files), then the
+.deb fetched by apt from the eco-system's repository (`apt-get download`, checked
+against the signed index) into `/var/cache/sevenleague/PACKAGE/`, where the last
+releases stay. `switch` installs that exact .deb with dpkg (only when another version is
+installed: the postinst keeps the venvs of the last 3 versions, so going back costs no
+pip), writes the instance's settings and certificate, and restarts its unit
+`PACKAGE@PORT`. Rolling back is the same `dpkg -i` of a kept .deb: neither the build
+service nor the network is needed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from ..build._deb_files import default_system_user
+from ..catalog import HostSpec, Instance
+from ..hosts import HostError
+from ._host_files import CA_PATH, HostFile, apt_source_files, instance_files
+from ._local import fetch
+
+if TYPE_CHECKING:
+    from ..hosts.ssh import SshHost
+    from ._deployer import Context
+
+CACHE_DIR = "/var/cache/sevenleague"
+KEYRING_NAME = "league-archive-keyring.gpg"
+
+
+def deb_pattern(package: str, version: str) -> str:
+    """apt-get download's file name, any architecture: the epoch's ':' is written %3a."""
+    return f"{package}_{version.replace(':', '%3a')}_*.deb"
+
+
+class SshDriver:
+    def __init__(self, name: str, spec: HostSpec, ctx: Context) -> None:
+        from ..hosts.ssh import SshHost
+
+        base = ctx.catalog.source.parent
+        self.name = name
+        self.spec = spec
+        self.ctx = ctx
+        self.host: SshHost = SshHost(
+            name, spec.address, user=spec.ssh_user, port=spec.ssh_port,
+            client_key=(base / spec.ssh_key) if spec.ssh_key else None,
+            known_hosts=(base / spec.known_hosts) if spec.known_hosts else None)
+        self.sources = f"/etc/apt/sources.list.d/sevenleague-{ctx.catalog.name}.sources"
+
+    def kept(self, package: str) -> str:
+        return f"{CACHE_DIR}/{package}"
+
+    async def _put(self, files: list[HostFile]) -> bool:
+        changed = False
+        for file in files:
+            changed |= await self.host.put_file(file.path, file.content, file.mode, file.owner, file.group)
+        return changed
+
+    async def enroll(self) -> None:
+        """The eco-system's apt source, archive key and CA on the host: written only when they differ."""
+        keyring = fetch(self.ctx.apt_url.rstrip("/") + "/" + KEYRING_NAME, self.ctx.ca_file)
+        await self._put(apt_source_files(self.ctx.catalog.name, self.ctx.apt_url, keyring,
+                                         self.ctx.ca_file.read_bytes()))
+
+    async def kept_deb(self, package: str, version: str) -> str | None:
+        """The .deb of `version` this host keeps, if it does."""
+        pattern = f"{self.kept(package)}/{deb_pattern(package, version)}"
+        found = await self.host.run(["sh", "-c", f"ls -1 {pattern} 2>/dev/null"], check=False)
+        return found.stdout.split()[0] if found.stdout.split() else None
+
+    async def prepare(self, package: str, version: str) -> None:
+        folder = self.kept(package)
+        if await self.kept_deb(package, version):
+            return
+        await self.enroll()
+        await self.host.run(["mkdir", "-p", folder])
+        await self.host.run(["apt-get", "update", "-q", "-o", f"Dir::Etc::sourcelist={self.sources}",
+                             "-o", "Dir::Etc::sourceparts=-", "-o", "APT::Get::List-Cleanup=0"], timeout=300)
+        script = f"cd {shlex.quote(folder)} && apt-get download -q {shlex.quote(f'{package}={version}')}"
+        try:
+            await self.host.run(["sh", "-c", script], timeout=300)
+        except HostError as error:
+            raise HostError(f"{self.name}: {package} {version} could not be fetched from the apt repository: "
+                            f"{error.message}", hint=f"`league builds {package}` lists what was published") \
+                from None
+
+    async def switch(self, instance: Instance, package: str, version: str) -> None:
+        unit = f"{package}@{instance.port}.service"
+        if not version:
+            await self.host.systemctl("disable", "--now", unit, check=False)
+            return
+        deb = await self.kept_deb(package, version)
+        if deb is None:
+            raise HostError(f"{self.name}: {package} {version} is not prepared here")
+        await self.host.dpkg_install(deb)
+        changed = await self._put(self.instance_files(instance, package))
+        if changed:
+            await self.host.daemon_reload()
+        await self.host.systemctl("enable", unit)
+        await self.host.systemctl("restart", unit)
+
+    def instance_files(self, instance: Instance, package: str) -> list[HostFile]:
+        catalog = self.ctx.catalog
+        from ..ecosystem._plan import identity_url
+
+        bundle = self.ctx.layout.tls_bundle(instance.name).read_bytes()
+        environment = {"LEAGUE_CA_FILE": CA_PATH, "LEAGUE_OIDC_ISSUER": identity_url(catalog),
+                       "LEAGUE_SERVICE": instance.service}
+        return instance_files(package, default_system_user(package), instance.service, "0.0.0.0",
+                              environment, [(instance.name, instance.port, bundle)])
+
+    async def prune(self, package: str, keep: int, in_use: set[str]) -> list[str]:
+        """Keep the newest `keep` .debs (and any in use); the postinst already prunes venvs the same way."""
+        folder = self.kept(package)
+        listed = await self.host.run(["ls", "-1t", folder], check=False)
+        removed = []
+        for name in listed.stdout.split()[keep:]:
+            version = name.removeprefix(f"{package}_").rsplit("_", 1)[0].replace("%3a", ":")
+            if version not in in_use:
+                await self.host.run(["rm", "-f", f"{folder}/{name}"])
+                removed.append(version)
+        return removed
+
+    async def close(self) -> None:
+        await self.host.close()
+
