@@ -44,6 +44,7 @@ bench: deps
 	cd benchmarks && ../$(BIN)/python bench_secure_edge.py
 	cd benchmarks && ../$(BIN)/python bench_cli.py
 	cd benchmarks && ../$(BIN)/python bench_build.py
+	cd benchmarks && ../$(BIN)/python bench_deploy.py
 
 deps: system-packages $(INSTALLED)
 	@$(BIN)/python -m compileall -q src apps/hello/src >/dev/null

@@ -101,6 +101,12 @@ class Deployer:
         instances = self.check_names(ctx, service, environment)
         if to is None:
             to = self.previous_release(service, environment, instances)
+            remote = [i.name for i in instances if ctx.catalog.spec.hosts[i.host].driver != "local"]
+            if not to and remote:
+                # Before the first release, nothing ran there: going back would stop the service.
+                raise Conflict(f"no earlier release of {service} in {environment}: {', '.join(remote)} "
+                               "ran nothing before", hint=f"name one: league rollback {service} --env "
+                                                          f"{environment} --to VERSION")
         return await self.deploy(service, environment, to, actor, kind="rollback", verify=False)
 
     def previous_release(self, service: str, environment: str, instances: list[Instance]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..build.client import BuildClient
 from .ecosystem import RunningEcosystem
+from .nspawn import NspawnHosts
 
 ROOT = Path(__file__).resolve().parents[3]
 HELLO = ROOT / "apps" / "hello"
@@ -132,3 +133,72 @@ def publish_hello(eco: RunningEcosystem, directory: Path, variants: dict[str, Va
             raise AssertionError(f"the build of {name} {build['state']}: {build['reason']}")
         versions[name] = str(build["published"]["version"])
     return versions
+
+
+DEPLOY_CATALOG = """
+[ecosystem]
+name = "deploys"
+
+[hosts.local]
+address = "{gateway}"
+{ssh_hosts}
+[environments.staging]
+hosts = ["local"]
+
+[environments.prod]
+hosts = [{prod_hosts}]
+promote_from = "staging"
+soak = "10s"
+
+[edge]
+port = 8443
+stats_port = 8404
+
+[prometheus]
+port = 9090
+scrape_interval = "1s"
+
+[alertmanager]
+port = 9093
+
+[deploy.rollout]
+{rollout}
+
+[services.hello]
+app = "hello.app:app"
+instances = {instances}
+port = 8001
+hosts = ["local", {prod_hosts}]
+
+[services.hello.health]
+interval = "300ms"
+fall = 2
+rise = 2
+"""
+SSH_HOST = """
+[hosts.{name}]
+driver = "ssh"
+address = "{address}"
+ssh_key = "{key}"
+known_hosts = "{known_hosts}"
+"""
+ROLLOUT = {"verify": '"3s"', "min_requests": "10", "max_error_ratio": "0.1", "readiness_timeout": '"12s"',
+           "drain_timeout": '"10s"'}
+
+
+def deploy_catalog(hosts: NspawnHosts, rollout: dict[str, str] | None = None) -> str:
+    """`staging` on this machine (two instances of hello), `prod` on the booted hosts (one each).
+
+    Every platform service listens on this machine's bridge address, where the hosts reach
+    the apt repository and the identity service; instances are spread over the hosts in
+    turn, so hello-1 and the last one are local and each host has one.
+    """
+    names = [f"h{n}" for n in range(1, len(hosts.hosts) + 1)]
+    ssh_hosts = "".join(SSH_HOST.format(name=name, address=host.address, key=hosts.client_key,
+                                        known_hosts=hosts.known_hosts)
+                        for name, host in zip(names, hosts.hosts, strict=True))
+    settings = {**ROLLOUT, **(rollout or {})}
+    return DEPLOY_CATALOG.format(gateway=hosts.gateway, ssh_hosts=ssh_hosts,
+                                 prod_hosts=", ".join(f'"{n}"' for n in names),
+                                 instances=len(names) + 2,
+                                 rollout="\n".join(f"{key} = {value}" for key, value in settings.items()))
