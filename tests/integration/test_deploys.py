@@ -218,18 +218,25 @@ def test_a_release_failing_half_its_requests_is_rolled_back_within_the_first_win
 
 
 def test_a_second_deploy_of_the_same_service_and_environment_is_refused_naming_the_holder(eco, versions):
-    first = subprocess.Popen([str(ROOT / ".venv" / "bin" / "league"), "deploy", "hello", versions["b"],
-                              "--env", "staging"], env=eco.env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    def start(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(ROOT / ".venv" / "bin" / "league"), *args], env=eco.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = start("deploy", "hello", versions["b"], "--env", "staging")
     try:
         time.sleep(1.0)
         second = league(eco, "deploy", "hello", versions["b"], "--env", "staging")
         assert second.returncode == 5, second.stdout + second.stderr
-        assert "hello in staging is being deployed by admin" in second.stderr
-        assert "since" in second.stderr
+        assert "hello in staging is being deployed by admin (deployment" in second.stderr
+        assert " since 20" in second.stderr
+        queued = start("deploy", "hello", versions["b"], "--env", "staging", "--wait")
     finally:
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, out + err
+    out, err = queued.communicate(timeout=120)
+    assert queued.returncode == 0, out + err
+    assert "waiting: hello in staging is being deployed by admin" in out
+    assert f"every instance runs {versions['b']} already" in out
     assert {running_versions(eco)[name] for name in STAGING} == {versions["b"]}
 
 
@@ -288,7 +295,8 @@ def test_the_audit_log_has_every_action_in_order(eco, versions):
         ("deploy", "staging", "started"), ("deploy", "staging", "rolled_back"),
         ("deploy", "staging", "started"), ("deploy", "staging", "rolled_back"),
         ("deploy", "staging", "started"), ("deploy-refused", "staging", "refused"),
-        ("deploy", "staging", "succeeded"),
+        ("deploy-refused", "staging", "refused"), ("deploy", "staging", "succeeded"),
+        ("deploy", "staging", "started"), ("deploy", "staging", "succeeded"),
         ("rollback", "staging", "started"), ("rollback", "staging", "succeeded"),
         ("deploy", "prod", "started"), ("deploy", "prod", "succeeded"),
         ("rollback", "prod", "started"), ("rollback", "prod", "succeeded"),
@@ -297,7 +305,7 @@ def test_the_audit_log_has_every_action_in_order(eco, versions):
     assert all(e["actor"] == "admin" for e in entries)
     finished = [e for e in entries if e["outcome"] in ("succeeded", "rolled_back")]
     assert [(e["from_version"], e["to_version"]) for e in finished] == [
-        ("", a), ("", a), (a, versions["never-ready"]), (a, versions["half-500"]), (a, b), (b, a),
+        ("", a), ("", a), (a, versions["never-ready"]), (a, versions["half-500"]), (a, b), (b, b), (b, a),
         (a, b), (b, a)]
     locks = [e["outcome"] for e in entries if e["action"] == "lock"]
-    assert locks == ["acquired", "released"] * 8
+    assert locks == ["acquired", "released"] * 9

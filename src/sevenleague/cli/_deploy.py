@@ -36,19 +36,20 @@ def _when(at: float | None) -> str:
     return "-" if not at else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _start(begin: Callable[[], dict[str, Any]], console: Console, wait: bool) -> dict[str, Any]:
-    """Start it; with `wait`, queue behind a held lock instead of giving up."""
-    announced = False
+def _start(deploy: DeployClient, begin: Callable[[], dict[str, Any]], console: Console,
+           wait: bool) -> dict[str, Any]:
+    """Start it; with `wait`, queue behind a held lock (watching the lock, not knocking on it)."""
     while True:
         try:
             return begin()
         except DeployRefused as refused:
-            if not wait or "lock" not in refused.details:
+            held = refused.details.get("lock")
+            if not wait or not held:
                 raise
-            if not announced:
-                console.print(f"waiting: {refused.message}")
-                announced = True
-            time.sleep(1.0)
+            console.print(f"waiting: {refused.message}")
+            while any(lock["service"] == held["service"] and lock["environment"] == held["environment"]
+                      for lock in deploy.locks()):
+                time.sleep(0.5)
 
 
 def follow(deploy: DeployClient, started: dict[str, Any], console: Console, as_json: bool) -> int:
@@ -81,14 +82,14 @@ def follow(deploy: DeployClient, started: dict[str, Any], console: Console, as_j
 def run_deploy(service: str, version: str, environment: str, console: Console, wait: bool,
                as_json: bool) -> int:
     deploy = client()
-    started = _start(lambda: deploy.deploy(service, environment, version), console, wait)
+    started = _start(deploy, lambda: deploy.deploy(service, environment, version), console, wait)
     return follow(deploy, started, console, as_json)
 
 
 def run_rollback(service: str, environment: str, to: str | None, console: Console, wait: bool,
                  as_json: bool) -> int:
     deploy = client()
-    started = _start(lambda: deploy.rollback(service, environment, to), console, wait)
+    started = _start(deploy, lambda: deploy.rollback(service, environment, to), console, wait)
     return follow(deploy, started, console, as_json)
 
 

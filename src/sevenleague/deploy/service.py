@@ -84,6 +84,19 @@ def _version(body: Mapping[str, Any], key: str, *, optional: bool = False) -> st
     return value
 
 
+def _filters(request: Request, *, service_required: bool) -> tuple[str | None, str | None]:
+    """The `service` and `environment` query parameters, each a name when given."""
+    return (_name(request.query_params, "service", optional=not service_required),
+            _name(request.query_params, "environment", optional=True))
+
+
+def _after(request: Request) -> int:
+    raw = request.query_params.get("after", "0")
+    if not raw.isascii() or not raw.isdigit():
+        raise BadRequest(f"after must be a whole number, got {raw!r}")
+    return int(raw)
+
+
 def _answer_error(error: Exception) -> Response:
     if isinstance(error, BadRequest):
         return problem(400, str(error))
@@ -208,8 +221,7 @@ async def list_deployments(request: Request) -> Response:
       400: {description: no or a malformed service}
     """
     try:
-        service = _name(request.query_params, "service")
-        environment = _name(request.query_params, "environment", optional=True)
+        service, environment = _filters(request, service_required=True)
     except BadRequest as error:
         return problem(400, str(error))
     assert service
@@ -228,10 +240,11 @@ async def show_deployment(request: Request) -> Response:
     deployment = state.store.get(int(request.path_params["deployment_id"]))
     if deployment is None:
         return problem(404, f"no deployment {request.path_params['deployment_id']}")
-    raw = request.query_params.get("after", "0")
-    if not raw.isascii() or not raw.isdigit():
-        return problem(400, f"after must be a whole number, got {raw!r}")
-    return JSONResponse({**deployment, "steps": state.store.steps(deployment["id"], int(raw))})
+    try:
+        after = _after(request)
+    except BadRequest as error:
+        return problem(400, str(error))
+    return JSONResponse({**deployment, "steps": state.store.steps(deployment["id"], after)})
 
 
 async def list_releases(request: Request) -> Response:
@@ -245,8 +258,7 @@ async def list_releases(request: Request) -> Response:
       400: {description: no or a malformed service}
     """
     try:
-        service = _name(request.query_params, "service")
-        environment = _name(request.query_params, "environment", optional=True)
+        service, environment = _filters(request, service_required=True)
     except BadRequest as error:
         return problem(400, str(error))
     assert service
@@ -277,15 +289,12 @@ async def audit_log(request: Request) -> Response:
       400: {description: a malformed filter}
     """
     try:
-        service = _name(request.query_params, "service", optional=True)
-        environment = _name(request.query_params, "environment", optional=True)
+        service, environment = _filters(request, service_required=False)
+        after = _after(request)
     except BadRequest as error:
         return problem(400, str(error))
-    raw = request.query_params.get("after", "0")
-    if not raw.isascii() or not raw.isdigit():
-        return problem(400, f"after must be a whole number, got {raw!r}")
     return JSONResponse({"entries": state.store.audit_log(service=service, environment=environment,
-                                                          after=int(raw))})
+                                                          after=after)})
 
 
 async def list_locks(request: Request) -> Response:

@@ -45,6 +45,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..hosts import pid_alive
+
 SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv", "python3-pip-whl",
@@ -244,16 +246,6 @@ def _is_our_nspawn(pid: int, tag: str) -> bool:
     return argv[0].endswith(b"systemd-nspawn") and any(arg.startswith(machine) for arg in argv)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _mount_points() -> list[str]:
     return [line.split()[4].replace("\\040", " ")
             for line in Path("/proc/self/mountinfo").read_text().splitlines()]
@@ -449,7 +441,7 @@ def sweep_stale_runs() -> list[str]:
         except (OSError, ValueError):
             entry.unlink(missing_ok=True)
             continue
-        if _pid_alive(int(state.get("owner", 0))):
+        if pid_alive(int(state.get("owner", 0))):
             continue
         net = _Network(entry.stem, state["bridge"], ipaddress.IPv4Network("0.0.0.0/32"),
                        list(state["netns"]), list(state["veths"]), [int(p) for p in state["nspawn_pids"]])
