@@ -125,11 +125,11 @@ def test_a_rolling_deploy_and_a_promotion_under_load_fail_no_request(eco, versio
     assert greetings(eco) == {"Hello from release A"}
 
 
-def units(eco: RunningEcosystem, hosts: NspawnHosts) -> dict[str, str]:
-    """Each booted host's hello unit, by host name, from the catalog the eco-system runs."""
+def instances_on(eco: RunningEcosystem, hosts: NspawnHosts) -> dict[str, Any]:
+    """Each booted host's hello instance, by host name, from the catalog the eco-system runs."""
     catalog = load_catalog(eco.catalog, port_offset=eco.offset)
     addresses = {spec.address: name for name, spec in catalog.spec.hosts.items()}
-    return {host.name: f"hello@{i.port}.service" for host in hosts.hosts for i in catalog.instances
+    return {host.name: i for host in hosts.hosts for i in catalog.instances
             if addresses.get(host.address) == i.host}
 
 
@@ -144,7 +144,8 @@ async def on_every_host(hosts: NspawnHosts, argv: Callable[[str], list[str]]) ->
 
 
 def test_on_the_real_hosts_instances_are_units_of_the_installed_package(eco, versions, hosts):
-    unit = units(eco, hosts)
+    instance = instances_on(eco, hosts)
+    unit = {host: f"hello@{i.port}.service" for host, i in instance.items()}
     assert len(unit) == 3
     status = asyncio.run(on_every_host(hosts, lambda h: ["systemctl", "status", "--no-pager", unit[h]]))
     owner = asyncio.run(on_every_host(hosts, lambda h: ["dpkg", "-S", "/lib/systemd/system/hello@.service"]))
@@ -161,6 +162,8 @@ def test_on_the_real_hosts_instances_are_units_of_the_installed_package(eco, ver
         assert installed[host.name].stdout == versions["a"]
         lines = [json.loads(line) for line in journal[host.name].stdout.splitlines() if line.startswith("{")]
         assert any(line.get("route") == "/" and line.get("status") == 200 for line in lines), lines[-5:]
+        # named as the catalog names it, in the logs as in Prometheus and at the edge
+        assert {line.get("instance") for line in lines} == {instance[host.name].name}
         assert verify[host.name].returncode == 0, verify[host.name].stdout + verify[host.name].stderr
 
 

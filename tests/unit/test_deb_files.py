@@ -316,7 +316,7 @@ def test_the_unit_runs_serve_on_the_port_named_by_the_instance():
         "/usr/lib/hello/venvs/0.1.0-1/bin/python -m sevenleague.kit.serve hello.app:app "
         "--host ${LISTEN} --port %i --drain-seconds ${DRAIN_SECONDS} "
         "--graceful-seconds ${GRACEFUL_SECONDS} --log-level ${LOG_LEVEL} "
-        "--service hello --instance hello-%i")
+        "--service hello")
     assert directives["User"] == "hello"
     assert directives["Type"] == "exec"
     assert directives["EnvironmentFile"] == "-/etc/default/hello"
@@ -328,7 +328,7 @@ def test_the_unit_runs_serve_on_the_port_named_by_the_instance():
 
 def test_the_unit_names_the_catalog_service_when_it_differs_from_the_package():
     argv = serve_argv(make_spec(package="league-hello", service="hello"))
-    assert argv[-4:] == ("--service", "hello", "--instance", "hello-%i")
+    assert argv[-2:] == ("--service", "hello")
 
 
 def test_every_hardening_directive_is_in_the_unit_and_tcp_stays_allowed():

@@ -615,13 +615,17 @@ def _settings_defaults(spec: DebSpec) -> dict[str, str]:
 
 
 def serve_argv(spec: DebSpec) -> tuple[str, ...]:
-    """The unit's ExecStart, with systemd's `%i` (the port) and ${SETTING} expansions."""
+    """The unit's ExecStart, with systemd's `%i` (the port) and ${SETTING} expansions.
+
+    No `--instance`: serve names the instance from `LEAGUE_INSTANCE` when an environment
+    file sets it (a deploy names it as the catalog does, hello-2), else SERVICE-PORT.
+    """
     return (
         f"{spec.venv_dir}/bin/python", "-m", "sevenleague.kit.serve", spec.app,
         "--host", "${LISTEN}", "--port", "%i",
         "--drain-seconds", "${DRAIN_SECONDS}", "--graceful-seconds", "${GRACEFUL_SECONDS}",
         "--log-level", "${LOG_LEVEL}",
-        "--service", spec.service_name, "--instance", f"{spec.service_name}-%i",
+        "--service", spec.service_name,
     )
 
 
