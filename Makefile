@@ -31,7 +31,7 @@ unit: deps
 	$(PYTEST) tests/unit apps/hello/tests/unit
 
 integration: deps
-	$(PYTEST) tests/integration apps/hello/tests/integration
+	PYTEST="$(PYTEST)" scripts/run-integration.sh
 
 performance: deps
 	$(PYTEST) tests/performance apps/hello/tests/performance

@@ -40,7 +40,7 @@ def test_status_json_shows_every_process_and_instance_healthy(ecosystem):
     offset = ecosystem.offset
     assert {p["name"]: p["port"] for p in status["processes"]} == {
         "haproxy": 8443 + offset, "prometheus": 9090 + offset, "alertmanager": 9093 + offset,
-        "builds": 9300 + offset, "identity": 9400 + offset}
+        "builds": 9300 + offset, "identity": 9400 + offset, "deploy": 9500 + offset}
     assert [(i["name"], i["port"], i["ready"], i["edge"]) for i in status["instances"]] == [
         ("hello-1", 8001 + offset, True, "UP"), ("hello-2", 8002 + offset, True, "UP")]
     assert all(p["state"] == "RUNNING" and p["pid"] > 0 for p in status["processes"])
@@ -55,7 +55,7 @@ def test_prometheus_sees_every_instance_haproxy_and_itself_up(ecosystem):
         ("hello", f"127.0.0.1:{8001 + offset}"), ("hello", f"127.0.0.1:{8002 + offset}"),
         ("haproxy", f"127.0.0.1:{8404 + offset}"), ("prometheus", f"127.0.0.1:{9090 + offset}"),
         ("alertmanager", f"127.0.0.1:{9093 + offset}"), ("builds", f"127.0.0.1:{9300 + offset}"),
-        ("identity", f"127.0.0.1:{9400 + offset}"),
+        ("identity", f"127.0.0.1:{9400 + offset}"), ("deploy", f"127.0.0.1:{9500 + offset}"),
     }
     deadline = time.monotonic() + 30
     while True:
