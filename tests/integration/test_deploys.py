@@ -96,6 +96,22 @@ def load(eco: RunningEcosystem) -> SteadyLoad:
     return SteadyLoad(eco.endpoints["edge"], clients=4, ca_file=eco.ca_file, pause=0.005)
 
 
+def test_bad_deploys_are_refused_with_a_reason_and_change_nothing(eco, versions):
+    unknown_env = league(eco, "deploy", "hello", versions["a"], "--env", "qa")
+    assert unknown_env.returncode == 1
+    assert unknown_env.stderr.strip() == (
+        "league: no environment 'qa' in the catalog (hint: environments: prod, staging)")
+    bad_version = league(eco, "deploy", "hello", "latest", "--env", "staging")
+    assert bad_version.returncode == 1 and "version must be a Debian version" in bad_version.stderr
+    missing = league(eco, "deploy", "hello", "9.9.9-1", "--env", "staging")
+    assert missing.returncode == 6, missing.stdout + missing.stderr
+    assert "hello 9.9.9-1 is not in the apt repository" in missing.stdout
+    assert "switch" not in missing.stdout  # it failed before touching any instance
+    for output in (unknown_env, bad_version, missing):
+        assert "Traceback" not in output.stderr
+    assert set(running_versions(eco).values()) == {""}
+
+
 def test_promotion_is_refused_naming_the_gate_while_staging_runs_no_release(eco, versions):
     refused = league(eco, "promote", "hello", "--from", "staging", "--to", "prod")
     assert refused.returncode == 5, refused.stdout + refused.stderr
@@ -291,6 +307,7 @@ def test_the_audit_log_has_every_action_in_order(eco, versions):
     actions = [(e["action"], e["environment"], e["outcome"]) for e in entries if e["action"] != "lock"]
     a, b = versions["a"], versions["b"]
     expected = [
+        ("deploy", "staging", "started"), ("deploy", "staging", "failed"),
         ("promote", "prod", "refused"), ("promote", "staging", "refused"),
         ("deploy", "staging", "started"), ("deploy", "staging", "succeeded"),
         ("promote", "prod", "refused"),
@@ -311,4 +328,4 @@ def test_the_audit_log_has_every_action_in_order(eco, versions):
         ("", a), ("", a), (a, versions["never-ready"]), (a, versions["half-500"]), (a, b), (b, b), (b, a),
         (a, b), (b, a)]
     locks = [e["outcome"] for e in entries if e["action"] == "lock"]
-    assert locks == ["acquired", "released"] * 9
+    assert locks == ["acquired", "released"] * 10
