@@ -16,15 +16,22 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from sevenleague.catalog import load_catalog
 from sevenleague.hosts import LocalHost, SshHost
+from sevenleague.pki import ensure_ca, issue_leaf
 from sevenleague.testing import SteadyLoad, record_figures
 from sevenleague.testing.ecosystem import RunningEcosystem, start_ecosystem
 from sevenleague.testing.nspawn import NspawnHosts, nspawn_hosts_for_tests
@@ -183,6 +190,35 @@ def test_on_the_real_hosts_instances_are_units_of_the_installed_package(eco, ver
         assert verify[host.name].returncode == 0, verify[host.name].stdout + verify[host.name].stderr
 
 
+def served_certificate(address: str, port: int, ca_file: Path) -> bytes:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = False
+    with socket.create_connection((address, port), timeout=5) as raw, \
+            context.wrap_socket(raw) as tls:
+        return tls.getpeercert(binary_form=True) or b""
+
+
+def test_a_renewed_certificate_reaches_the_instance_on_its_host(eco, versions, hosts):
+    instance = instances_on(eco, hosts)["h1"]
+    snapshot = json.loads((eco.home / "ecosystem.json").read_text())
+    wanted = {c["name"]: c for c in snapshot["certificates"]}[instance.name]
+    renewed = issue_leaf(ensure_ca(eco.home / "pki", "deploys"), instance.name, wanted["dns_names"],
+                         wanted["ips"], timedelta(seconds=wanted["lifetime"]))
+    local = (eco.home / "pki" / "leaves" / instance.name / "bundle.pem").read_bytes()
+    new_der = x509.load_pem_x509_certificate(renewed.cert.read_bytes()).public_bytes(Encoding.DER)
+    assert served_certificate(hosts.hosts[0].address, instance.port, eco.ca_file) != new_der
+    answer = eco.get(eco.endpoints["deploy"] + "/api/certificates", method="POST",
+                     headers={"Authorization": f"Bearer {eco.token('deploy')}"})
+    assert answer.status == 200, answer.body
+    assert json.loads(answer.body)["copied"] == {"h1": [instance.name]}
+    remote = asyncio.run(on_every_host(hosts, lambda h: ["cat", f"/etc/sevenleague/tls/{instance.name}.pem"]))
+    assert remote["h1"].stdout.encode() == local
+    deadline = time.monotonic() + 15  # the kit notices a changed bundle within a few seconds
+    while served_certificate(hosts.hosts[0].address, instance.port, eco.ca_file) != new_der:
+        assert time.monotonic() < deadline, "the instance still serves the old certificate"
+        time.sleep(0.5)
+
+
 def test_host_check_finds_every_host_ready_for_a_deploy(eco, versions, hosts):
     checked = league(eco, "host", "check", "--json")
     results = json.loads(checked.stdout)
@@ -259,7 +295,10 @@ def test_a_second_deploy_of_the_same_service_and_environment_is_refused_naming_t
     assert {running_versions(eco)[name] for name in STAGING} == {versions["b"]}
 
 
-def test_rollback_returns_the_previous_release_in_seconds_without_the_build_service(eco, versions):
+def test_rollback_returns_the_previous_release_without_the_build_service_a_whole_batch_at_once(eco, versions):
+    """Both staging instances in one batch (batch_percent = 100): they switch side by side."""
+    catalog = eco.catalog.read_text()
+    eco.catalog.write_text(catalog.replace("[deploy.rollout]\n", "[deploy.rollout]\nbatch_percent = 100\n"))
     host = LocalHost("deploys", eco.home)
     host.stop("builds")
     try:
@@ -270,11 +309,17 @@ def test_rollback_returns_the_previous_release_in_seconds_without_the_build_serv
         seconds = time.monotonic() - started
     finally:
         host.start("builds")
+        eco.catalog.write_text(catalog)
     assert back.returncode == 0, back.stdout + back.stderr
     assert tally.failed == 0, tally.as_figures()
     assert {running_versions(eco)[name] for name in STAGING} == {versions["a"]}
-    assert seconds < 30, f"rollback took {seconds:.1f}s"
-    print(f"rollback of 2 instances: {seconds:.1f}s")
+    drained = [line.split()[1] for line in back.stdout.splitlines() if line.strip().startswith("✓")
+               and line.split()[2:3] == ["drain"]]
+    switched = back.stdout.index("switch")
+    assert sorted(drained) == STAGING and all(back.stdout.index(f"{n}      drain") < switched
+                                              for n in STAGING), back.stdout
+    record_figures("deploy-local-rollback", {"instances": 2, "seconds": round(seconds, 1)})
+    print(f"rollback of 2 instances in one batch: {seconds:.1f}s")
 
 
 def test_on_real_hosts_a_deploy_fails_no_request_and_a_rollback_needs_no_build_service(eco, versions):

@@ -153,3 +153,18 @@ def test_instance_versions_keep_their_since_until_the_version_changes(store):
     store.set_version("hello", "dev", "hello-1", "1.0-3")
     assert store.versions("hello", "dev")["hello-1"]["version"] == "1.0-3"
     assert store.versions("hello", "prod") == {}
+
+
+def test_a_rollout_may_skip_its_waits_but_not_its_timeouts():
+    skipped = RolloutSpec(verify="0s", pause="0s", drain_timeout="0s")
+    assert (skipped.verify, skipped.pause, skipped.drain_timeout) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="expected a duration above zero"):
+        RolloutSpec(readiness_timeout="0s")
+
+
+def test_certificates_reach_other_hosts_well_inside_their_life():
+    from sevenleague.deploy._certificates import sync_interval
+
+    assert sync_interval(86400.0) == 300.0  # a day-long certificate: every 5 minutes
+    assert sync_interval(60.0) == 10.0  # renewed at 40 s, copied by 50 s at the latest
+    assert sync_interval(3.0) == 1.0

@@ -14,15 +14,20 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 
 def parse_duration(text: object) -> float:
     """Seconds in `text`; raises ValueError naming the accepted spellings."""
+    seconds = parse_wait(text)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero, got {text!r}")
+    return seconds
+
+
+def parse_wait(text: object) -> float:
+    """`parse_duration` for a wait that may be skipped: "0s" is no wait at all."""
     if not isinstance(text, str):
         raise ValueError(f'expected a duration such as "500ms", "5s" or "1m", got {text!r}')
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(f'expected a duration such as "500ms", "5s" or "1m", got {text!r}')
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"expected a duration above zero, got {text!r}")
-    return seconds
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def format_duration(seconds: float) -> str:

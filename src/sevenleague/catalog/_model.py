@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ._duration import parse_duration
+from ._duration import parse_duration, parse_wait
 
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
 NAME_RULE = "names use lowercase letters, digits and '-', start with a letter, at most 32 characters"
@@ -18,6 +18,7 @@ NAME_RULE = "names use lowercase letters, digits and '-', start with a letter, a
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Wait = Annotated[float, BeforeValidator(parse_wait)]  # a duration that may be "0s": no wait
 
 
 class _Section(BaseModel):
@@ -55,7 +56,7 @@ class EnvironmentSpec(_Section):
     hosts: list[Name] = Field(min_length=1, description="Hosts that belong to this environment.")
     promote_from: Name | None = Field(
         None, description="Environment whose running release `league promote` may bring here.")
-    soak: Duration = Field(
+    soak: Wait = Field(
         0.0, ge=0.0,
         description='How long a release must have run healthy in `promote_from` before it may be '
                     'promoted here, e.g. "30m".')
@@ -67,12 +68,12 @@ class RolloutSpec(_Section):
         None, ge=1, le=100,
         description="Instances switched at the same time, as a percentage of the environment's "
                     "(rounded up); wins over batch_size when set.")
-    pause: Duration = Field(0.0, ge=0.0, description='Wait between two batches, e.g. "30s".')
-    drain_timeout: Duration = Field(
+    pause: Wait = Field(0.0, ge=0.0, description='Wait between two batches, e.g. "30s".')
+    drain_timeout: Wait = Field(
         30.0, ge=0.0, description="Longest wait for an instance's requests in flight to finish.")
     readiness_timeout: Duration = Field(
         60.0, gt=0.0, description="Longest wait for a switched instance to answer its readiness path.")
-    verify: Duration = Field(
+    verify: Wait = Field(
         10.0, ge=0.0,
         description="Verification window: how long a switched instance serves users while its error "
                     "rate is watched, before the next one is touched.")

@@ -23,6 +23,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
+import xmlrpc.client
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,6 +46,7 @@ SUITE, COMPONENT = "stable", "main"
 SYSTEM_PYTHON = "/usr/bin/python3"  # what the package's postinst builds with, and depends on
 READY_MARK = ".ready"
 CHUNK = 1 << 16
+SUPERVISORD_TURN = threading.Lock()
 
 
 def _run(argv: list[str], what: str, timeout: float = 300) -> str:
@@ -161,15 +164,22 @@ class LocalDriver:
         await asyncio.to_thread(self._switch, instance.name, release)
 
     def _switch(self, name: str, release: InstanceRelease | None) -> None:
-        record_instance_release(self.layout.instance_releases, name, release)
-        snapshot = read_snapshot(self.layout.snapshot)
-        catalog = load_catalog(Path(snapshot["catalog"]), port_offset=int(snapshot.get("port_offset", 0)))
-        tools = find_tools(sys.executable)
-        plan = render_plan(catalog, self.layout, tools, read_instance_releases(self.layout.instance_releases))
-        host = LocalHost(catalog.name, self.layout.home)
-        changes = host.apply(plan.programs)
-        if name not in changes.changed and name not in changes.added:
-            host.restart(name)  # same program text (the same release again): start it afresh
+        # One supervisord runs every local instance: switches of one batch take turns, each
+        # applying exactly its own change (the record and the apply under the same lock).
+        with SUPERVISORD_TURN:
+            record_instance_release(self.layout.instance_releases, name, release)
+            snapshot = read_snapshot(self.layout.snapshot)
+            catalog = load_catalog(Path(snapshot["catalog"]), port_offset=int(snapshot.get("port_offset", 0)))
+            plan = render_plan(catalog, self.layout, find_tools(sys.executable),
+                               read_instance_releases(self.layout.instance_releases))
+            host = LocalHost(catalog.name, self.layout.home)
+            try:
+                changes = host.apply(plan.programs)
+                if name not in changes.changed and name not in changes.added:
+                    host.restart(name)  # same program text (the same release again): start it afresh
+            except (xmlrpc.client.Error, OSError) as error:
+                raise HostError(f"supervisord could not restart {name}: {error}",
+                                hint=f"see {self.layout.logs / 'supervisord.log'}") from None
 
     async def prune(self, package: str, keep: int, in_use: set[str]) -> list[str]:
         return await asyncio.to_thread(self._prune, package, keep, in_use)

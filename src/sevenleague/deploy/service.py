@@ -9,7 +9,9 @@ that asked for it neither stops it nor leaves it half done; the CLI only follows
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import time
@@ -27,6 +29,7 @@ from .. import __version__, kit
 from ..catalog._model import NAME_PATTERN
 from ..errors import LeagueError
 from ..kit.api import API_EXCEPTION_HANDLERS, api_schemas, openapi_route, problem
+from ._certificates import LONGEST_INTERVAL, push_certificates, sync_interval
 from ._deployer import Conflict, Deployer, GatesFailed, NotFound
 from ._store import DeployStore, LockHeld
 
@@ -34,6 +37,7 @@ HOME_ENV = "LEAGUE_HOME"
 VERSION_PATTERN = r"^[0-9][A-Za-z0-9.+~:-]{0,126}$"
 
 schemas = api_schemas("sevenleague deploy", __version__)
+log = logging.getLogger("sevenleague.deploy")
 
 
 class _State:
@@ -306,6 +310,39 @@ async def list_locks(request: Request) -> Response:
     return JSONResponse({"locks": [lock.to_json() for lock in state.store.locks()]})
 
 
+async def sync_certificates(request: Request) -> Response:
+    """
+    summary: Copy renewed certificates to the instances on ssh hosts now (a timer does it too).
+    responses:
+      200: {description: "{copied: {host: [instance, ...]}}"}
+      503: {description: the eco-system's snapshot cannot be read}
+    """
+    try:
+        copied = await _push_certificates()
+    except LeagueError as error:
+        return problem(503, error.message, error.hint or "")
+    return JSONResponse({"copied": copied})
+
+
+async def _push_certificates() -> dict[str, list[str]]:
+    versions = {row["instance"]: row for row in state.store.all_versions()}
+    return await push_certificates(state.deployer.context(), versions)
+
+
+async def _keep_certificates_fresh() -> None:
+    """The timer behind `sync_certificates`: a failed round is logged and the next one tries again."""
+    while True:
+        try:
+            lifetime = state.deployer.context().catalog.spec.pki.leaf_lifetime
+        except LeagueError:
+            lifetime = LONGEST_INTERVAL * 6
+        await asyncio.sleep(sync_interval(lifetime))
+        try:
+            await _push_certificates()
+        except Exception:  # the loop must outlive any one round
+            log.exception("copying renewed certificates failed")
+
+
 async def _find_build(service: str, version: str) -> Mapping[str, Any] | None:
     """The build that published `version` of `service`, asked of the build service with our own account."""
     answer = await state.calls.as_service().get("builds", f"/api/builds?service={service}&limit=500",
@@ -328,9 +365,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.store.recover()
     state.calls = kit.ServiceClient.from_environment("deploy")
     state.deployer = Deployer(root, state.store, _find_build)
+    certificates = asyncio.create_task(_keep_certificates_fresh())
     try:
         yield
     finally:
+        certificates.cancel()
         for task in list(state.deployer.tasks):
             task.cancel()
         state.store.close()
@@ -345,6 +384,7 @@ routes = [
     Route("/api/releases", list_releases, methods=["GET"]),
     Route("/api/audit", audit_log, methods=["GET"]),
     Route("/api/locks", list_locks, methods=["GET"]),
+    Route("/api/certificates", sync_certificates, methods=["POST"]),
     openapi_route(schemas),
 ]
 
@@ -360,6 +400,7 @@ ACCESS: dict[str, kit.Access] = {
     "/api/releases": "deploy.read",
     "/api/audit": "deploy.read",
     "/api/locks": "deploy.read",
+    "POST /api/certificates": "deploy.operate",
     "/openapi.json": kit.PUBLIC,
 }
 
