@@ -31,7 +31,7 @@ from ..errors import LeagueError
 from ._rollout import Counters, batches, judge
 from ._store import FAILED, ROLLED_BACK, SUCCEEDED
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 
 
 class DeployFailed(LeagueError):

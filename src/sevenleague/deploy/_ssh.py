@@ -94,20 +94,24 @@ class SshDriver:
         deb = await self.kept_deb(package, version)
         if deb is None:
             raise HostError(f"{self.name}: {package} {version} is not prepared here")
-        await self.host.dpkg_install(deb)
+        if await self.host.installed_version(package) != version:
+            await self.host.dpkg_install(deb)
         changed = await self._put(self.instance_files(instance, package))
-        if changed:
-            await self.host.daemon_reload()
-        await self.host.systemctl("enable", unit)
-        await self.host.systemctl("restart", unit)
+        # One round trip: reload only for changed settings, enable (idempotent), restart.
+        reload = "systemctl daemon-reload && " if changed else ""
+        await self.host.run(["sh", "-c", f"{reload}systemctl enable --quiet {shlex.quote(unit)} && "
+                                         f"systemctl restart {shlex.quote(unit)}"])
 
     def instance_files(self, instance: Instance, package: str) -> list[HostFile]:
         catalog = self.ctx.catalog
-        from ..ecosystem._plan import identity_url
+        from ..ecosystem._plan import drain_seconds, identity_url
 
         bundle = self.ctx.layout.tls_bundle(instance.name).read_bytes()
+        health = catalog.spec.services[instance.service].health
+        # The edge's checks notice a draining instance in this time, as for local instances.
         environment = {"LEAGUE_CA_FILE": CA_PATH, "LEAGUE_OIDC_ISSUER": identity_url(catalog),
-                       "LEAGUE_SERVICE": instance.service}
+                       "LEAGUE_SERVICE": instance.service,
+                       "DRAIN_SECONDS": f"{drain_seconds(health.interval, health.fall):g}"}
         return instance_files(package, default_system_user(package), instance.service, "0.0.0.0",
                               environment, [(instance.name, instance.port, bundle)])
 
