@@ -27,6 +27,23 @@ if TYPE_CHECKING:
     from ._deployer import Context
 
 CACHE_DIR = "/var/cache/sevenleague"
+# One round trip per switch. The engine has drained the instance at the edge and taken it
+# out of rotation, so it needs no drain of its own: SIGINT makes the kit finish what is
+# in flight and exit at once, where SIGTERM (systemd's stop) would first wait out its
+# DRAIN_SECONDS for a load balancer that is no longer sending. Then reload the units
+# if their settings changed, enable (idempotent) and start.
+RESTART_SCRIPT = """
+unit=$1
+pid=$(systemctl show --property=MainPID --value "$unit")
+if [ "${pid:-0}" != 0 ]; then
+    kill -INT "$pid" 2>/dev/null || true
+    tries=0
+    while [ -e "/proc/$pid" ] && [ "$tries" -lt 600 ]; do sleep 0.05; tries=$((tries + 1)); done
+fi
+if [ -n "$2" ]; then systemctl daemon-reload; fi
+systemctl enable --quiet "$unit"
+systemctl restart "$unit"
+"""
 KEYRING_NAME = "league-archive-keyring.gpg"
 
 
@@ -97,10 +114,7 @@ class SshDriver:
         if await self.host.installed_version(package) != version:
             await self.host.dpkg_install(deb)
         changed = await self._put(self.instance_files(instance, package))
-        # One round trip: reload only for changed settings, enable (idempotent), restart.
-        reload = "systemctl daemon-reload && " if changed else ""
-        await self.host.run(["sh", "-c", f"{reload}systemctl enable --quiet {shlex.quote(unit)} && "
-                                         f"systemctl restart {shlex.quote(unit)}"])
+        await self.host.run(["sh", "-c", RESTART_SCRIPT, "restart", unit, "1" if changed else ""])
 
     def instance_files(self, instance: Instance, package: str) -> list[HostFile]:
         catalog = self.ctx.catalog
