@@ -62,9 +62,10 @@ def test_up_refuses_ports_taken_by_another_program_and_starts_nothing(tmp_path):
     import socket
 
     from sevenleague.testing import free_port_offset
+    from sevenleague.testing.ecosystem import catalog_ports
 
     (tmp_path / "ecosystem.toml").write_text(MINIMAL_CATALOG)
-    offset = free_port_offset([8080, 8404, 9090, 9093, 9300, 9400, 8001, 8002])
+    offset = free_port_offset(catalog_ports(tmp_path / "ecosystem.toml"))
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 8080 + offset))
         squatter.listen()
@@ -79,10 +80,11 @@ def test_up_refuses_ports_taken_by_another_program_and_starts_nothing(tmp_path):
 
 def test_up_names_an_app_that_cannot_start_and_down_cleans_up(tmp_path):
     from sevenleague.testing import free_port_offset
+    from sevenleague.testing.ecosystem import catalog_ports
 
     (tmp_path / "ecosystem.toml").write_text(
         MINIMAL_CATALOG.replace('app = "hello.app:app"', 'app = "no_such_module:app"'))
-    offset = str(free_port_offset([8080, 8404, 9090, 9093, 9300, 9400, 8001, 8002]))
+    offset = str(free_port_offset(catalog_ports(tmp_path / "ecosystem.toml")))
     home = tmp_path / "state"
     try:
         done = league("up", home=home, cwd=tmp_path, LEAGUE_PORT_OFFSET=offset)
