@@ -199,22 +199,23 @@ def served_certificate(address: str, port: int, ca_file: Path) -> bytes:
 
 
 def test_a_renewed_certificate_reaches_the_instance_on_its_host(eco, versions, hosts):
-    instance = instances_on(eco, hosts)["h1"]
+    first = hosts.hosts[0]  # "h1" in the catalog
+    instance = instances_on(eco, hosts)[first.name]
     snapshot = json.loads((eco.home / "ecosystem.json").read_text())
     wanted = {c["name"]: c for c in snapshot["certificates"]}[instance.name]
     renewed = issue_leaf(ensure_ca(eco.home / "pki", "deploys"), instance.name, wanted["dns_names"],
                          wanted["ips"], timedelta(seconds=wanted["lifetime"]))
     local = (eco.home / "pki" / "leaves" / instance.name / "bundle.pem").read_bytes()
     new_der = x509.load_pem_x509_certificate(renewed.cert.read_bytes()).public_bytes(Encoding.DER)
-    assert served_certificate(hosts.hosts[0].address, instance.port, eco.ca_file) != new_der
+    assert served_certificate(first.address, instance.port, eco.ca_file) != new_der
     answer = eco.get(eco.endpoints["deploy"] + "/api/certificates", method="POST",
                      headers={"Authorization": f"Bearer {eco.token('deploy')}"})
     assert answer.status == 200, answer.body
     assert json.loads(answer.body)["copied"] == {"h1": [instance.name]}
     remote = asyncio.run(on_every_host(hosts, lambda h: ["cat", f"/etc/sevenleague/tls/{instance.name}.pem"]))
-    assert remote["h1"].stdout.encode() == local
+    assert remote[first.name].stdout.encode() == local
     deadline = time.monotonic() + 15  # the kit notices a changed bundle within a few seconds
-    while served_certificate(hosts.hosts[0].address, instance.port, eco.ca_file) != new_der:
+    while served_certificate(first.address, instance.port, eco.ca_file) != new_der:
         assert time.monotonic() < deadline, "the instance still serves the old certificate"
         time.sleep(0.5)
 
