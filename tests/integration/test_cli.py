@@ -13,7 +13,7 @@ from ..conftest import MINIMAL_CATALOG
 def league(*args: str, home: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sevenleague.cli", *args], cwd=cwd,
                           env={**os.environ, "LEAGUE_HOME": str(home), **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=240, check=False)
 
 
 def test_up_with_a_bad_catalog_exits_2_and_starts_nothing(tmp_path):
