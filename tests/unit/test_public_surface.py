@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.parametrize("package", [
     "sevenleague.catalog", "sevenleague.kit", "sevenleague.hosts", "sevenleague.proxy",
     "sevenleague.telemetry", "sevenleague.ecosystem", "sevenleague.build", "sevenleague.source",
-    "sevenleague.scaffold", "sevenleague.pki", "sevenleague.identity",
+    "sevenleague.scaffold", "sevenleague.pki", "sevenleague.identity", "sevenleague.deploy",
 ])
 def test_every_public_name_resolves(package):
     module = importlib.import_module(package)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..catalog import Catalog, Instance, load_catalog
 from ..ecosystem import StateLayout, probe_http, read_snapshot
-from ..errors import LeagueError, UsageError
+from ..errors import LeagueError
 from ._edge import HaproxyEdge
 from ._engine import HostDriver, Rollout, Target
 from ._gates import Facts, GateResult, check_gates
@@ -204,8 +204,3 @@ def default_drivers(ctx: Context) -> dict[str, HostDriver]:
             drivers[name] = SshDriver(name, host, ctx)
     return drivers
 
-
-def require(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise UsageError(f"{name} is required and must be a non-empty string")
-    return value
