@@ -45,6 +45,7 @@ bench: deps
 	cd benchmarks && ../$(BIN)/python bench_cli.py
 	cd benchmarks && ../$(BIN)/python bench_build.py
 	cd benchmarks && ../$(BIN)/python bench_deploy.py
+	cd benchmarks && ../$(BIN)/python bench_logs.py
 
 deps: system-packages $(INSTALLED)
 	@$(BIN)/python -m compileall -q src apps/hello/src >/dev/null

@@ -10,8 +10,9 @@ PYTHON="${PYTHON:-python3}"   # the Python that will create .venv
 # git, gnupg, apt-utils, python3-venv: the build service (repositories, signing, apt index, build venvs);
 # lintian, systemd (systemd-analyze) and systemd-container (nspawn): the checks the tests run on
 # the packages it builds; debootstrap and openssh-client: the nspawn test hosts (a Debian root
-# booted with systemd) and the ssh host driver's tests.
-PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager wrk git gnupg apt-utils python3-venv lintian systemd systemd-container debootstrap openssh-client}"
+# booted with systemd) and the ssh host driver's tests; prometheus-node-exporter: each host's
+# own metrics (CPU, memory, disk, network), scraped as the `node` job.
+PACKAGES="${LEAGUE_DEBIAN_PACKAGES:-haproxy prometheus prometheus-alertmanager prometheus-node-exporter wrk git gnupg apt-utils python3-venv lintian systemd systemd-container debootstrap openssh-client}"
 
 missing=""
 for package in $PACKAGES; do
@@ -48,7 +49,7 @@ apt-get update -q
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 
 if [ -d /run/systemd/system ]; then
-    for unit in haproxy prometheus prometheus-alertmanager; do
+    for unit in haproxy prometheus prometheus-alertmanager prometheus-node-exporter; do
         case " $missing " in
             *" $unit "*) systemctl disable --now "$unit" >/dev/null 2>&1 || true
                          echo "disabled the packaged $unit service: sevenleague runs its own" ;;

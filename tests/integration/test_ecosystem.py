@@ -40,7 +40,8 @@ def test_status_json_shows_every_process_and_instance_healthy(ecosystem):
     offset = ecosystem.offset
     assert {p["name"]: p["port"] for p in status["processes"]} == {
         "haproxy": 8443 + offset, "prometheus": 9090 + offset, "alertmanager": 9093 + offset,
-        "builds": 9300 + offset, "identity": 9400 + offset, "deploy": 9500 + offset}
+        "builds": 9300 + offset, "identity": 9400 + offset, "deploy": 9500 + offset,
+        "logs": 9600 + offset, "agent": 9610 + offset, "node-exporter": 9100 + offset}
     assert [(i["name"], i["port"], i["ready"], i["edge"]) for i in status["instances"]] == [
         ("hello-1", 8001 + offset, True, "UP"), ("hello-2", 8002 + offset, True, "UP")]
     assert all(p["state"] == "RUNNING" and p["pid"] > 0 for p in status["processes"])

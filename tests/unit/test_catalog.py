@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sevenleague.catalog import format_duration, load_catalog, parse_duration
+from sevenleague.catalog import format_duration, format_size, load_catalog, parse_duration, parse_size
 
 from ..conftest import MINIMAL_CATALOG, ROOT
 
@@ -26,6 +26,27 @@ def test_port_offset_moves_every_port(write_catalog):
     assert moved.spec.prometheus.port == plain.spec.prometheus.port + 1000
     assert moved.spec.alertmanager.port == plain.spec.alertmanager.port + 1000
     assert [i.port for i in moved.instances] == [9001, 9002]
+    assert (moved.spec.logs.port, moved.spec.logs.agent_port) == (10600, 10610)
+    assert moved.spec.hosts["local"].node_exporter_port == 10100
+
+
+def test_port_offset_leaves_the_node_exporter_of_an_ssh_host_where_its_package_put_it(write_catalog):
+    text = MINIMAL_CATALOG.replace('[environments.dev]', '[hosts.far]\ndriver = "ssh"\naddress = "10.0.0.9"\n'
+                                   'node_exporter_port = 9200\n\n[environments.dev]')
+    moved = load_catalog(write_catalog(text), port_offset=1000)
+    assert moved.spec.hosts["far"].node_exporter_port == 9200
+    assert moved.spec.hosts["local"].node_exporter_port == 10100
+
+
+def test_the_logs_table_has_defaults_and_reads_sizes_and_durations(write_catalog):
+    plain = load_catalog(write_catalog(MINIMAL_CATALOG)).spec.logs
+    assert (plain.host, plain.port, plain.agent_port) == ("local", 9600, 9610)
+    assert (plain.retention, plain.max_size) == (7 * 86400.0, 1024**3)
+    demo = load_catalog(ROOT / "ecosystem.toml").spec.logs
+    assert (demo.retention, demo.max_size) == (7 * 86400.0, 1024**3)
+    text = MINIMAL_CATALOG + '\n[logs]\nretention = "36h"\nmax_size = "500MB"\n'
+    logs = load_catalog(write_catalog(text)).spec.logs
+    assert (logs.retention, logs.max_size) == (36 * 3600.0, 500_000_000)
 
 
 def test_instances_take_consecutive_ports_and_hosts_in_turn(write_catalog):
@@ -68,6 +89,29 @@ def test_bad_durations_are_refused(text):
 ])
 def test_durations_render_in_the_tools_spelling(seconds, text):
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("1GiB", 1024**3), ("500MB", 500_000_000), ("64KiB", 65536), ("1kB", 1000), ("2TB", 2 * 10**12),
+    ("1.5GiB", 1536 * 1024**2), ("1TiB", 1024**4), ("4096B", 4096),
+])
+def test_sizes_read_as_bytes_binary_units_per_1024_decimal_per_1000(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["1G", "1KB", "1 GiB", "1gib", "GiB", "-1MB", "0B", "0.5B", "", 1024])
+def test_bad_sizes_are_refused_with_the_accepted_spellings(text):
+    with pytest.raises(ValueError, match="size") as refused:
+        parse_size(text)
+    assert repr(text) in str(refused.value)
+
+
+@pytest.mark.parametrize(("size", "text"), [
+    (1024**3, "1GiB"), (500_000_000, "500MB"), (1000, "1kB"), (1536 * 1024**2, "1536MiB"), (7, "7B"),
+])
+def test_sizes_render_in_their_shortest_exact_spelling(size, text):
+    assert format_size(size) == text
+    assert parse_size(text) == size
 
 
 def test_the_catalog_reference_page_is_generated_from_the_models():

@@ -57,8 +57,8 @@ CASES = {
     "reserved name": (
         MINIMAL_CATALOG.replace("[services.hello]", "[services.prometheus]"),
         ["ecosystem.toml:20: services.prometheus: the name 'prometheus' is taken by the eco-system "
-         "itself (hint: rename the service; reserved: alertmanager, builds, deploy, edge, haproxy, identity, "
-         "league, prometheus, renewer, show, source, supervisord)"],
+         "itself (hint: rename the service; reserved: agent, alertmanager, builds, deploy, edge, haproxy, "
+         "identity, league, logs, node, node-exporter, prometheus, renewer, show, source, supervisord)"],
     ),
     "invalid name": (
         MINIMAL_CATALOG.replace("[services.hello]", "[services.Hello_World]"),
@@ -85,6 +85,27 @@ CASES = {
         'hosts = ["local"]\n',
         ["ecosystem.toml:26: services.world.route: duplicate route '/': services.hello has it "
          "already (hint: give each service its own path prefix)"],
+    ),
+    "bad size": (
+        MINIMAL_CATALOG + '\n[logs]\nmax_size = "1G"\n',
+        ["ecosystem.toml:27: logs.max_size: expected a size such as \"1GiB\" or \"500MB\", got '1G' "
+         "(hint: units are B, kB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB, TiB (powers of 1024))"],
+    ),
+    "size too small": (
+        MINIMAL_CATALOG + '\n[logs]\nmax_size = "64kB"\n',
+        ["ecosystem.toml:27: logs.max_size: expected a number >= 1048576, got 64000 "
+         "(hint: sizes are counted in bytes here; write at least \"1MiB\")"],
+    ),
+    "the logs service on a taken port": (
+        MINIMAL_CATALOG + '\n[logs]\nport = 9090\n',
+        ["ecosystem.toml:27: logs.port: port 9090 clashes with prometheus.port on host 'local' "
+         "(hint: pick a free port)"],
+    ),
+    "the node exporter on a taken port": (
+        MINIMAL_CATALOG.replace('address = "127.0.0.1"', 'address = "127.0.0.1"\nnode_exporter_port = 8002'),
+        ["ecosystem.toml:24: services.hello.port: port 8002 clashes with hosts.local.node_exporter_port "
+         "on host 'local' (hint: the 2 instances of hello use ports 8001 to 8002; move them to a free "
+         "range)"],
     ),
 }
 
@@ -130,7 +151,7 @@ def test_port_offset_beyond_the_last_port_is_refused(write_catalog):
     with pytest.raises(CatalogError) as raised:
         load_catalog(write_catalog(MINIMAL_CATALOG), port_offset=60000)
     assert raised.value.lines()[-1].endswith(
-        "LEAGUE_PORT_OFFSET: offset 60000 puts port 9500 at 69500 (hint: use an offset from 0 to 56035)")
+        "LEAGUE_PORT_OFFSET: offset 60000 puts port 9610 at 69610 (hint: use an offset from 0 to 55925)")
 
 
 def test_valid_catalog_validates(write_catalog, monkeypatch, capsys):

@@ -23,6 +23,8 @@ from .asgi import get
 SERVICES = {
     "identity": "sevenleague.identity.service",
     "builds": "sevenleague.build.service",
+    "logs": "sevenleague.logs.service",
+    "agent": "sevenleague.agent.service",
 }
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

@@ -6,6 +6,7 @@ import json
 
 from sevenleague.catalog import load_catalog
 from sevenleague.ecosystem import drain_seconds, render_plan
+from sevenleague.hosts import LocalHost
 
 from ..conftest import ROOT
 from .test_renderers import LAYOUT, TOOLS
@@ -14,8 +15,8 @@ from .test_renderers import LAYOUT, TOOLS
 def test_plan_runs_the_platform_and_every_instance():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     assert [p.name for p in plan.programs] == [
-        "haproxy", "prometheus", "alertmanager", "builds", "identity", "deploy", "renewer",
-        "hello-1", "hello-2"]
+        "haproxy", "prometheus", "alertmanager", "builds", "identity", "deploy", "logs", "renewer",
+        "node-exporter", "agent", "hello-1", "hello-2"]
     hello = next(p for p in plan.programs if p.name == "hello-1")
     assert hello.argv[:4] == ("/opt/venv/bin/python", "-m", "sevenleague.kit.serve", "hello.app:app")
     assert "--port" in hello.argv and hello.argv[hello.argv.index("--port") + 1] == "8001"
@@ -28,11 +29,11 @@ def test_plan_runs_the_platform_and_every_instance():
 def test_every_platform_service_serves_https_with_its_own_leaf_and_checks_tokens():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     programs = {p.name: p for p in plan.programs}
-    for name in ("builds", "identity"):
+    for name in ("builds", "identity", "deploy", "logs", "agent"):
         argv = programs[name].argv
         assert argv[argv.index("--tls-bundle") + 1] == str(LAYOUT.tls_bundle(name))
         assert programs[name].environment["LEAGUE_OIDC_ISSUER"] == "https://127.0.0.1:9400"
-    for name in ("prometheus", "alertmanager"):
+    for name in ("prometheus", "alertmanager", "node-exporter"):
         web_config = next(a for a in programs[name].argv if a.startswith("--web.config.file="))
         rendered = next(f for f in plan.files if str(f.path) == web_config.partition("=")[2])
         assert f"pki/leaves/{name}/fullchain.pem" in rendered.text
@@ -56,12 +57,12 @@ def test_a_service_that_calls_others_gets_their_edge_urls_and_a_service_account(
     clients = json.loads(next(f for f in plan.files if f.path == LAYOUT.identity_clients).text)["clients"]
     assert {"name": "hello", "audiences": ["echo"],
             "scopes": ["echo.read", "echo.write", "echo.operate"]} in clients
-    assert [c["name"] for c in clients] == ["source", "prometheus", "deploy", "hello"]
+    assert [c["name"] for c in clients] == ["source", "prometheus", "deploy", "agent", "hello"]
     # Prometheus may read the metrics of every kit process, and nothing else
-    assert {"name": "prometheus", "audiences": ["builds", "identity", "deploy", "hello", "echo"],
-            "scopes": ["builds.metrics", "identity.metrics", "deploy.metrics", "hello.metrics",
-                       "echo.metrics"]} in clients
-    assert plan.snapshot["scrape_tokens"]["audiences"] == ["builds", "identity", "deploy", "hello", "echo"]
+    kit = ["builds", "identity", "deploy", "logs", "agent", "hello", "echo"]
+    assert {"name": "prometheus", "audiences": kit, "scopes": [f"{name}.metrics" for name in kit]} in clients
+    assert plan.snapshot["scrape_tokens"]["audiences"] == [
+        "builds", "identity", "deploy", "logs", "agent", "hello", "echo"]
 
 
 def test_plan_writes_each_config_with_its_checker():
@@ -89,6 +90,11 @@ def test_snapshot_gives_endpoints_with_the_port_offset():
     assert snapshot["endpoints"]["edge"] == "https://127.0.0.1:8743/"
     assert snapshot["endpoints"]["edge_http"] == "http://127.0.0.1:8380/"
     assert snapshot["endpoints"]["prometheus"] == "https://127.0.0.1:9390/"
+    assert snapshot["endpoints"]["logs"] == "https://127.0.0.1:9900"
+    assert snapshot["endpoints"]["agent"] == "https://127.0.0.1:9910"
+    assert snapshot["endpoints"]["node_exporter"] == "https://127.0.0.1:9400/"
+    assert {p["name"]: p["port"] for p in snapshot["processes"]}["node-exporter"] == 9400
+    assert [port for _, port in snapshot["listens"] if port in (9900, 9910, 9400)] == [9900, 9910, 9400]
     assert [i["port"] for i in snapshot["instances"]] == [8301, 8302]
     assert snapshot["instances"][0]["probe"] == {"http": "https://127.0.0.1:8301/readyz",
                                                  "ca": str(LAYOUT.ca_file)}
@@ -97,8 +103,61 @@ def test_snapshot_gives_endpoints_with_the_port_offset():
 def test_every_process_gets_a_certificate_request_named_as_the_catalog_names_it():
     plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
     requests = {r.name: r for r in plan.certificates}
-    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "identity", "deploy",
-                             "hello-1", "hello-2"}
+    assert set(requests) == {"edge", "prometheus", "alertmanager", "builds", "identity", "deploy", "logs",
+                             "agent", "node-exporter", "hello-1", "hello-2"}
     assert [r.name for r in plan.certificates if r.edge] == ["edge"]
     assert requests["hello-1"].dns_names == ("hello", "hello-1", "localhost")
     assert requests["hello-1"].ips == ("127.0.0.1",)
+
+
+def test_the_logs_service_keeps_what_the_catalog_says_as_seconds_and_bytes(write_catalog):
+    text = (ROOT / "ecosystem.toml").read_text().replace('retention = "7d"          # older',
+                                                         'retention = "36h"         # older').replace(
+        'max_size = "1GiB"', 'max_size = "500MB"')
+    logs = next(p for p in render_plan(load_catalog(write_catalog(text)), LAYOUT, TOOLS).programs
+                if p.name == "logs")
+    assert logs.argv[3] == "sevenleague.logs.service:app"
+    assert logs.environment["LEAGUE_LOGS_RETENTION"] == "129600.0"
+    assert logs.environment["LEAGUE_LOGS_MAX_BYTES"] == "500000000"
+    assert logs.environment["LEAGUE_OIDC_ISSUER"] == "https://127.0.0.1:9400"
+
+
+def test_the_agent_knows_whose_lines_every_program_of_the_plan_logs():
+    plan = render_plan(load_catalog(ROOT / "ecosystem.toml"), LAYOUT, TOOLS)
+    agent = next(p for p in plan.programs if p.name == "agent")
+    env = agent.environment
+    owners = json.loads(env["LEAGUE_AGENT_PROGRAMS"])
+    assert set(owners) == {p.name for p in plan.programs}
+    assert owners["hello-2"] == {"service": "hello", "instance": "hello-2"}
+    assert owners["logs"] == {"service": "logs", "instance": "logs-1"}
+    assert owners["agent"] == {"service": "agent", "instance": "agent-1"}
+    assert owners["haproxy"] == {"service": "edge", "instance": "edge"}
+    assert owners["node-exporter"] == {"service": "node-exporter", "instance": "node-exporter"}
+    assert env["LEAGUE_AGENT_HOST"] == "local"
+    assert env["LEAGUE_AGENT_LOG_DIR"] == str(LAYOUT.logs)
+    assert env["LEAGUE_AGENT_STATE_DIR"] == str(LAYOUT.home / "agent")
+    assert env["LEAGUE_AGENT_SUPERVISOR_SOCKET"] == str(LocalHost("demo", LAYOUT.home).paths.socket)
+    assert json.loads(env["LEAGUE_SERVICE_URLS"]) == {"logs": "https://127.0.0.1:9600"}
+    assert (env["LEAGUE_CLIENT_ID"], env["LEAGUE_CLIENT_SECRET_FILE"]) == (
+        "agent", str(LAYOUT.client_secret("agent")))
+    assert agent.argv[agent.argv.index("--port") + 1] == "9610"
+    clients = json.loads(next(f for f in plan.files if f.path == LAYOUT.identity_clients).text)["clients"]
+    assert {"name": "agent", "audiences": ["logs"], "scopes": ["logs.write"]} in clients
+
+
+def test_the_node_exporter_serves_https_on_its_port_without_the_systemd_collector():
+    plan = render_plan(load_catalog(ROOT / "ecosystem.toml", port_offset=10), LAYOUT, TOOLS)
+    exporter = next(p for p in plan.programs if p.name == "node-exporter")
+    assert exporter.argv == ("/usr/bin/prometheus-node-exporter", "--web.listen-address=127.0.0.1:9110",
+                             f"--web.config.file={LAYOUT.home}/node-exporter/web.yml",
+                             "--no-collector.systemd")
+    probe = next(p for p in plan.snapshot["processes"] if p["name"] == "node-exporter")["probe"]
+    assert probe == {"http": "https://127.0.0.1:9110/", "ca": str(LAYOUT.ca_file)}
+
+
+def test_without_a_local_host_nothing_runs_once_per_machine(write_catalog):
+    text = (ROOT / "ecosystem.toml").read_text().replace('driver = "local" ', 'driver = "ssh"   ')
+    plan = render_plan(load_catalog(write_catalog(text)), LAYOUT, TOOLS)
+    names = {p.name for p in plan.programs}
+    assert "logs" in names and not names & {"agent", "node-exporter"}
+    assert not {"agent", "node-exporter"} & {c.name for c in plan.certificates}

@@ -11,6 +11,7 @@ import pytest
     "sevenleague.catalog", "sevenleague.kit", "sevenleague.hosts", "sevenleague.proxy",
     "sevenleague.telemetry", "sevenleague.ecosystem", "sevenleague.build", "sevenleague.source",
     "sevenleague.scaffold", "sevenleague.pki", "sevenleague.identity", "sevenleague.deploy",
+    "sevenleague.logs", "sevenleague.agent",
 ])
 def test_every_public_name_resolves(package):
     module = importlib.import_module(package)

@@ -27,7 +27,8 @@ HOME = Path("/srv/league")
 LAYOUT = StateLayout(HOME)
 TOOLS = Tools(python=Path("/opt/venv/bin/python"), haproxy=Path("/usr/sbin/haproxy"),
               prometheus=Path("/usr/bin/prometheus"), promtool=Path("/usr/bin/promtool"),
-              alertmanager=Path("/usr/bin/prometheus-alertmanager"), amtool=Path("/usr/bin/amtool"))
+              alertmanager=Path("/usr/bin/prometheus-alertmanager"), amtool=Path("/usr/bin/amtool"),
+              node_exporter=Path("/usr/bin/prometheus-node-exporter"))
 
 TWO_SERVICES = MINIMAL_CATALOG + """
 [services.ledger]
@@ -94,12 +95,27 @@ def test_prometheus_yml_of_the_demo(demo):
 
 def test_every_instance_haproxy_and_platform_process_is_a_target(two_services):
     jobs = {job.name: job for job in scrape_jobs(two_services)}
-    assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "builds", "identity", "deploy",
-                         "hello", "ledger"}
+    assert set(jobs) == {"prometheus", "alertmanager", "haproxy", "node", "builds", "identity", "deploy",
+                         "logs", "agent", "hello", "ledger"}
     assert [t.address for t in jobs["ledger"].targets] == [
         "127.0.0.1:8101", "127.0.0.1:8102", "127.0.0.1:8103"]
     assert jobs["haproxy"].targets[0].address == "127.0.0.1:8404"
+    assert jobs["node"].targets[0].address == "127.0.0.1:9100"
+    # kit processes are scraped with a token for themselves; the exporters need none
+    assert {name: job.audience for name, job in jobs.items() if job.audience} == {
+        "builds": "builds", "identity": "identity", "deploy": "deploy", "logs": "logs", "agent": "agent",
+        "hello": "hello", "ledger": "ledger"}
     assert_golden("two-services-ledger-targets.json", render_file_sd(jobs["ledger"]))
+
+
+def test_the_node_job_scrapes_this_machine_once_and_no_ssh_host(write_catalog):
+    text = MINIMAL_CATALOG.replace('[environments.dev]', (
+        '[hosts.other]\naddress = "127.0.0.2"\nnode_exporter_port = 9101\n\n'
+        '[hosts.far]\ndriver = "ssh"\naddress = "10.0.0.9"\n\n[environments.dev]'))
+    jobs = {job.name: job for job in scrape_jobs(load_catalog(write_catalog(text)))}
+    assert [(t.address, t.labels) for t in jobs["node"].targets] == [
+        ("127.0.0.1:9100", {"host": "local", "component": "node"})]
+    assert [t.address for t in jobs["agent"].targets] == ["127.0.0.1:9610"]
 
 
 def test_alertmanager_yml(demo):

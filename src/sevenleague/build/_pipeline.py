@@ -29,6 +29,7 @@ STEPS: tuple[tuple[str, Stepper], ...] = (
     ("all three kinds", _steps_tests.step_all_kinds),
     ("performance comparison", _steps_tests.step_compare_performance),
     ("code analysis", _steps_tests.step_analysis),
+    ("metric names", _steps_tests.step_metric_names),
     ("docs", _steps_package.step_docs),
     ("package", _steps_package.step_package),
     ("publish", _steps_package.step_publish),

@@ -149,3 +149,30 @@ def step_analysis(ctx: BuildContext) -> str:
         raise StepFailed(f"unit-test coverage {coverage}% is below the catalog's min_coverage"
                          f" {gates.min_coverage}%")
     return f"ruff: {len(findings)} findings; coverage {coverage if coverage is not None else '?'}%"
+
+
+def step_metric_names(ctx: BuildContext) -> str:
+    """What the app's /metrics serves, checked against the register (and the app's own `METRICS`).
+
+    Report only: the problems go to the log and the build record, and the build goes on.
+    The app is imported in its own environment and asked for /metrics in-process, with
+    token checks off (no LEAGUE_OIDC_ISSUER), so no server and no port are needed.
+    """
+    project = ctx.needs_project
+    report = ctx.artifacts / "analysis" / "metric-names.json"
+    env = _test_environment(ctx)
+    env.pop("LEAGUE_OIDC_ISSUER", None)
+    code = ctx.run([str(ctx.venv / "bin" / "python"), "-m", "sevenleague.telemetry.metric_check",
+                    "--app", project.app, "--report", str(report)], env=env, timeout=120)
+    try:
+        found = json.loads(report.read_text())
+    except (FileNotFoundError, ValueError):
+        ctx.record(metric_names={"exit_code": code})
+        return f"not checked: the check could not render {project.app}'s /metrics (exit {code}, see the log)"
+    families, problems = len(found["families"]), found["problems"]
+    ctx.record(metric_names={"families": families, "problems": problems, "report": str(report)})
+    if not problems:
+        return f"{families} metric families, all registered and well named"
+    first = problems[0]
+    return (f"{len(problems)} problems in {families} metric families (report only; first: "
+            f"{first['metric'] or 'exposition'}: {first['message']})")

@@ -14,11 +14,13 @@ from ._model import (
     EnvironmentSpec,
     HealthCheckSpec,
     HostSpec,
+    LogsSpec,
     PrometheusSpec,
     RolloutSpec,
     ServiceSpec,
 )
 from ._problems import CatalogError, Problem
+from ._size import format_size, parse_size
 
 __all__ = [
     "RESERVED_NAMES",
@@ -32,12 +34,15 @@ __all__ = [
     "HealthCheckSpec",
     "HostSpec",
     "Instance",
+    "LogsSpec",
     "Problem",
     "PrometheusSpec",
     "RolloutSpec",
     "ServiceSpec",
     "format_duration",
+    "format_size",
     "load_catalog",
     "parse_catalog",
     "parse_duration",
+    "parse_size",
 ]

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ._model import CatalogSpec, RolloutSpec, ServiceSpec
 
-# Names the eco-system's own processes use; a service may not take them.
+# Names the eco-system's own processes, scrape jobs and service accounts use; a service may not
+# take them ("node" is the node exporter's scrape job, "node-exporter" its program).
 RESERVED_NAMES = frozenset(
     {"edge", "haproxy", "prometheus", "alertmanager", "supervisord", "league", "builds", "show", "identity",
-     "renewer", "source", "deploy"}
+     "renewer", "source", "deploy", "logs", "agent", "node", "node-exporter"}
 )
 
 
@@ -34,6 +35,16 @@ class Instance:
 
 def instance_ports(spec: ServiceSpec) -> list[int]:
     return [spec.port + i for i in range(spec.instances)]
+
+
+def machine_host(spec: CatalogSpec) -> str | None:
+    """The host that stands for this machine: the first with driver "local", if any.
+
+    Several local hosts are one machine under several addresses (how a test spreads
+    instances), so what is once per machine (the log agent, the node exporter) runs
+    once, for this one.
+    """
+    return next((name for name, host in spec.hosts.items() if host.driver == "local"), None)
 
 
 def plan_instances(name: str, spec: ServiceSpec, catalog: CatalogSpec) -> list[Instance]:
@@ -70,6 +81,10 @@ class Catalog:
 
     def instances_of(self, service: str) -> list[Instance]:
         return [i for i in self.instances if i.service == service]
+
+    @property
+    def machine_host(self) -> str | None:
+        return machine_host(self.spec)
 
     def address_of(self, host: str) -> str:
         return self.spec.hosts[host].address

@@ -33,6 +33,14 @@ def _with_port_offset(spec: CatalogSpec, offset: int) -> CatalogSpec:
         "builds": spec.builds.model_copy(update={"port": spec.builds.port + offset}),
         "identity": spec.identity.model_copy(update={"port": spec.identity.port + offset}),
         "deploy": spec.deploy.model_copy(update={"port": spec.deploy.port + offset}),
+        "logs": spec.logs.model_copy(
+            update={"port": spec.logs.port + offset, "agent_port": spec.logs.agent_port + offset}),
+        # an ssh host's exporter is the Debian package's, listening where it listens
+        "hosts": {
+            name: host.model_copy(update={"node_exporter_port": host.node_exporter_port + offset})
+            if host.driver == "local" else host
+            for name, host in spec.hosts.items()
+        },
         "services": {
             name: service.model_copy(update={"port": service.port + offset})
             for name, service in spec.services.items()

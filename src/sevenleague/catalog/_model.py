@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ._duration import parse_duration, parse_wait
+from ._size import parse_size
 
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
 NAME_RULE = "names use lowercase letters, digits and '-', start with a letter, at most 32 characters"
@@ -19,6 +20,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Wait = Annotated[float, BeforeValidator(parse_wait)]  # a duration that may be "0s": no wait
+Size = Annotated[int, BeforeValidator(parse_size)]  # bytes, written "1GiB" or "500MB"
 
 
 class _Section(BaseModel):
@@ -50,6 +52,11 @@ class HostSpec(_Section):
                                          "catalog's folder (default: the SSH agent and ~/.ssh).")
     known_hosts: str = Field("", description="known_hosts file that pins the host's key, relative to the "
                                              "catalog's folder (default: ~/.ssh/known_hosts).")
+    node_exporter_port: Port = Field(
+        9100,
+        description="Port of the host's Prometheus node exporter (CPU, memory, disks, network). "
+                    "`league up` runs one, over HTTPS, on the first host with driver \"local\"; "
+                    "an ssh host's is not scraped yet (its packaged exporter serves plain HTTP).")
 
 
 class EnvironmentSpec(_Section):
@@ -111,6 +118,20 @@ class PrometheusSpec(_Section):
 class AlertmanagerSpec(_Section):
     host: Name = Field("local", description="Host that runs Alertmanager.")
     port: Port = Field(description="Port of Alertmanager's web UI and API.")
+
+
+class LogsSpec(_Section):
+    host: Name = Field("local", description="Host that runs the logs service, where every log line is kept.")
+    port: Port = Field(9600, description="Port of the logs service's HTTP API: ingest, search, follow.")
+    agent_port: Port = Field(
+        9610,
+        description="Port of the log agent's health and metrics; the agent runs on the first host with "
+                    "driver \"local\" and ships every program's log lines to the logs service.")
+    retention: Duration = Field(7 * 86400.0, description='How long a record is kept, e.g. "7d".')
+    max_size: Size = Field(
+        1024**3, ge=1024**2,
+        description='Most the whole store may take, e.g. "1GiB" or "500MB" (a GiB is 1024^3 bytes, '
+                    "a GB 1000^3); beyond it the oldest records go first.")
 
 
 class HealthCheckSpec(_Section):
@@ -208,6 +229,7 @@ class CatalogSpec(_Section):
     identity: IdentitySpec = Field(IdentitySpec(), description="The identity service (OIDC provider).")
     pki: PkiSpec = Field(PkiSpec(), description="The eco-system's CA and the certificates it issues.")
     deploy: DeploySpec = Field(DeploySpec(), description="The deploy service: releases, rollouts, audit.")
+    logs: LogsSpec = Field(LogsSpec(), description="The logs service, and the agent that feeds it.")
     services: dict[Name, ServiceSpec] = Field(
         default_factory=dict, description="The apps this eco-system runs, by name."
     )

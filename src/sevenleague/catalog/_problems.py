@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import LeagueError
-from ._catalog import RESERVED_NAMES, instance_ports
+from ._catalog import RESERVED_NAMES, instance_ports, machine_host
 from ._model import NAME_RULE, CatalogSpec
 
 
@@ -208,6 +208,8 @@ def _schema_problem(error: Any, text: str) -> Problem:
         hint = "every service runs at least one instance" if leaf == "instances" else REFERENCE
         if leaf.endswith("port"):
             hint = "ports are 1 to 65535"
+        if leaf.endswith("size"):
+            hint = 'sizes are counted in bytes here; write at least "1MiB"'
         return Problem(key, f"expected a number {sign} {limit}, got {value!r}", hint, line)
     if kind == "string_pattern_mismatch":
         if error["loc"][-1] == "[key]" or leaf in {"name", "hosts", "host"} or isinstance(loc[-1], int):
@@ -222,7 +224,11 @@ def _schema_problem(error: Any, text: str) -> Problem:
                        "list at least one host name" if leaf == "hosts" else REFERENCE, line)
     if kind == "value_error":
         message = str(ctx.get("error", error["msg"]))
-        hint = "units are ms, s, m, h and d" if "duration" in message else REFERENCE
+        hint = REFERENCE
+        if "duration" in message:
+            hint = "units are ms, s, m, h and d"
+        elif "size" in message:
+            hint = "units are B, kB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB, TiB (powers of 1024)"
         return Problem(key, message, hint, line)
     return Problem(key, error["msg"], REFERENCE, line)
 
@@ -265,7 +271,7 @@ def reference_problems(spec: CatalogSpec, text: str) -> list[Problem]:
                 else f"unknown environment {source!r}",
                 f"environments: {', '.join(others) or '(no other environment)'}",
                 locate(text, ("environments", env_name, "promote_from"))))
-    for section in ("edge", "prometheus", "alertmanager", "builds", "identity", "deploy"):
+    for section in ("edge", "prometheus", "alertmanager", "builds", "identity", "deploy", "logs"):
         check_host(getattr(spec, section).host, (section, "host"))
     routes: dict[str, str] = {}
     for name, service in spec.services.items():
@@ -326,6 +332,12 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
     claim(spec.builds.host, spec.builds.port, "builds.port", ("builds", "port"), "pick a free port")
     claim(spec.identity.host, spec.identity.port, "identity.port", ("identity", "port"), "pick a free port")
     claim(spec.deploy.host, spec.deploy.port, "deploy.port", ("deploy", "port"), "pick a free port")
+    claim(spec.logs.host, spec.logs.port, "logs.port", ("logs", "port"), "pick a free port")
+    machine = machine_host(spec)
+    if machine is not None:  # the agent and the node exporter run once, on this machine
+        claim(machine, spec.logs.agent_port, "logs.agent_port", ("logs", "agent_port"), "pick a free port")
+        claim(machine, spec.hosts[machine].node_exporter_port, f"hosts.{machine}.node_exporter_port",
+              ("hosts", machine, "node_exporter_port"), "pick a free port")
     for name, service in spec.services.items():
         for i, port in enumerate(instance_ports(service)):
             host = service.hosts[i % len(service.hosts)]
@@ -341,7 +353,8 @@ def offset_problems(spec: CatalogSpec, offset: int) -> list[Problem]:
     highest = max(
         [spec.edge.port, spec.edge.stats_port, spec.edge.http_port or 0, spec.prometheus.port,
          spec.alertmanager.port, spec.builds.port,
-         spec.identity.port, spec.deploy.port]
+         spec.identity.port, spec.deploy.port, spec.logs.port, spec.logs.agent_port]
+        + [h.node_exporter_port for h in spec.hosts.values() if h.driver == "local"]
         + [max(instance_ports(s)) for s in spec.services.values()]
     )
     if offset < 0 or highest + offset > 65535:

@@ -13,13 +13,15 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from pydantic_core import PydanticUndefined
 
-from ._duration import format_duration
+from ._duration import format_duration, parse_duration, parse_wait
 from ._model import NAME_RULE, CatalogSpec
+from ._size import format_size, parse_size
 
-DURATION_FIELDS = {"scrape_interval", "retention", "interval", "token_lifetime", "leaf_lifetime"}
+# A field's spelling is told by the validator that reads it, not by its name.
+_SPELLINGS = {parse_duration: "duration", parse_wait: "duration", parse_size: "size"}
 
 SECTIONS = [
     ("[ecosystem]", "ecosystem"),
@@ -35,6 +37,9 @@ SECTIONS = [
     ("[builds.gates]", "gates"),
     ("[identity]", "identity"),
     ("[pki]", "pki"),
+    ("[deploy]", "deploy"),
+    ("[deploy.rollout]", "rollout"),
+    ("[logs]", "logs"),
 ]
 
 
@@ -47,6 +52,10 @@ def _section_model(key: str) -> type[BaseModel]:
         from ._model import BuildGatesSpec
 
         return BuildGatesSpec
+    if key == "rollout":
+        from ._model import RolloutSpec
+
+        return RolloutSpec
     annotation = CatalogSpec.model_fields[key].annotation
     if typing.get_origin(annotation) is dict:
         return typing.get_args(annotation)[1]
@@ -54,9 +63,15 @@ def _section_model(key: str) -> type[BaseModel]:
     return annotation
 
 
-def _type_name(name: str, annotation: Any) -> str:
-    if name in DURATION_FIELDS:
-        return "duration"
+def _spelling(field: Any) -> str | None:
+    """"duration" or "size" for a field read from such a string, None for the rest."""
+    for meta in field.metadata:
+        if isinstance(meta, BeforeValidator) and meta.func in _SPELLINGS:
+            return _SPELLINGS[meta.func]
+    return None
+
+
+def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " or ".join(f'"{v}"' for v in typing.get_args(annotation))
@@ -65,14 +80,14 @@ def _type_name(name: str, annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "table"
     if origin is typing.Annotated:
-        return _type_name(name, typing.get_args(annotation)[0])
+        return _type_name(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         kept = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _type_name(name, kept[0]) + " (optional)"
+        return _type_name(kept[0]) + " (optional)"
     return {int: "integer", str: "string", float: "number", bool: "boolean"}.get(annotation, str(annotation))
 
 
-def _default(name: str, field: Any) -> str:
+def _default(field: Any) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is not None:
@@ -83,8 +98,11 @@ def _default(name: str, field: Any) -> str:
         return "required"
     if isinstance(value, BaseModel):
         return "see below"
-    if name in DURATION_FIELDS:
-        return f'`"{format_duration(value)}"`'
+    spelling = _spelling(field)
+    if spelling == "duration":
+        return f'`"{format_duration(value)}"`' if value else '`"0s"`'
+    if spelling == "size":
+        return f'`"{format_size(value)}"`'
     if isinstance(value, str):
         return f'`"{value}"`'
     if value is None:
@@ -113,18 +131,22 @@ def render_reference(example: str) -> str:
         "- Unknown keys are errors (a typo never silently becomes a default); numbers are",
         "  written without quotes.",
         '- Durations are strings with a unit: `"500ms"`, `"5s"`, `"1m"`, `"2h"`, `"15d"`.',
+        '- Sizes are strings with a unit: `"500MB"`, `"1GiB"`. KiB, MiB, GiB and TiB are powers',
+        "  of 1024 and kB, MB, GB and TB powers of 1000 (IEC 80000-13); the ambiguous `KB`, `K`",
+        "  or `G` are refused rather than guessed.",
         "- No two things listen on the same port of the same host; instance N of a service",
         "  listens on `port + N - 1`.",
         "- `LEAGUE_PORT_OFFSET` is added to every port, so a second eco-system can run beside",
-        "  the first.",
+        "  the first (but not to an ssh host's `node_exporter_port`: its packaged exporter",
+        "  listens where it listens).",
         "",
     ]
     for title, key in SECTIONS:
         model = _section_model(key)
         lines += [f"## `{title}`", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
         for name, field in model.model_fields.items():
-            lines.append(f"| `{name}` | {_type_name(name, field.annotation)} | {_default(name, field)} | "
-                         f"{field.description or ''} |")
+            kind = _spelling(field) or _type_name(field.annotation)
+            lines.append(f"| `{name}` | {kind} | {_default(field)} | {field.description or ''} |")
         lines.append("")
     lines += ["## Example: the demo catalog", "", "```toml", example.rstrip(), "```", ""]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from ..errors import LeagueError
 from ._auth import register as register_auth_commands
@@ -204,6 +205,87 @@ def host_check(
     from ._hosts import run_host_check
 
     raise typer.Exit(run_host_check(load_catalog(ctx.obj.catalog), name, _console(), json_output))
+
+
+class _QueryByDefault(TyperGroup):
+    """`league metrics QUERY` is short for `league metrics query QUERY`: a first word that is not
+    a subcommand (or --help) goes to `query`, once a `query` subcommand is registered."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = args[0] if args else None
+        if first is not None and first not in self.commands and first not in ("--help", "-h") \
+                and "query" in self.commands:
+            args = ["query", *args]
+        return super().parse_args(ctx, args)
+
+
+metrics_app = typer.Typer(cls=_QueryByDefault, no_args_is_help=True,
+                          help="The eco-system's metrics: `query` Prometheus (`league metrics QUERY` "
+                               "for short), `check` what a process serves against the register.")
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("query")
+def metrics_query(
+    promql: Annotated[str, typer.Argument(
+        help="PromQL expression, e.g. 'up' or 'rate(http_requests_total[1m])'.", metavar="QUERY")],
+    at: Annotated[str | None, typer.Option(
+        "--time", help="Evaluate at this time (RFC 3339 or Unix seconds; default: now).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print Prometheus' answer as JSON.")] = False,
+) -> None:
+    """Ask the eco-system's Prometheus: one row per series (labels, value), a range vector per sample;
+    a query Prometheus refuses prints its message, exit 1."""
+    from ..ecosystem._layout import state_home
+    from ._metrics import run_metrics_query
+
+    raise typer.Exit(run_metrics_query(state_home(), promql, at, _console(), json_output))
+
+
+@metrics_app.command("check")
+def metrics_check(
+    sources: Annotated[list[str], typer.Argument(
+        help="Prometheus text expositions: files, - for stdin, or https URLs of /metrics.",
+        metavar="FILE|URL...")],
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="Bearer token for a URL (kit /metrics needs scope SERVICE.metrics).")] = None,
+    ca_file: Annotated[Path | None, typer.Option(
+        "--ca-file", help="CA to verify a URL with (default: the eco-system's, .league/pki/ca.pem).")] = None,
+) -> None:
+    """Every metric family registered, typed and labelled as registered, named by Prometheus' conventions,
+    and clean for `promtool check metrics`; one line per problem, exit 1 if any."""
+    from ._metrics_check import run_metrics_check
+
+    raise typer.Exit(run_metrics_check(sources, _console(), token_file=token_file, ca_file=ca_file))
+
+
+@app.command("logs")
+def logs(
+    service: Annotated[str | None, typer.Argument(help="Only this service's records.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601) or this long ago (15m, 1h).")]
+    = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time or this long ago.")] = None,
+    level: Annotated[str | None, typer.Option(help="This level or worse: debug, info, warning, error...")]
+    = None,
+    grep: Annotated[str | None, typer.Option(help='Free text: words and "quoted phrases", all must appear.')]
+    = None,
+    request: Annotated[str | None, typer.Option(help="One request's records (its X-Request-ID).")] = None,
+    trace: Annotated[str | None, typer.Option(help="One trace's records (the trace id of its traceparent).")]
+    = None,
+    user: Annotated[str | None, typer.Option(help="Records of requests this user made.")] = None,
+    host: Annotated[str | None, typer.Option(help="Only records from this host.")] = None,
+    instance: Annotated[str | None, typer.Option(help="Only records from this instance.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many of the newest records to show.")]
+    = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Go on printing new records as they arrive.")]
+    = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Search every process' logs (oldest first, newest last), or follow them live."""
+    from ._logs import query_params, run_logs
+
+    params = query_params(service, since=since, until=until, level=level, grep=grep, request=request,
+                          trace=trace, user=user, host=host, instance=instance, limit=limit)
+    raise typer.Exit(run_logs(params, _console(), follow=follow, as_json=json_output))
 
 
 @app.command("deploy")

@@ -28,7 +28,13 @@ class StateLayout:
 
     @property
     def logs(self) -> Path:
+        """supervisord's log directory: PROGRAM.log for every program (the agent follows them)."""
         return self.home / "logs"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        """supervisord's XML-RPC socket (the same path `hosts.LocalHost` gives it)."""
+        return self.home / "supervisord.sock"
 
     @property
     def snapshot(self) -> Path:
@@ -54,6 +60,11 @@ class StateLayout:
         base = self.home / "alertmanager"
         return AlertmanagerPaths(config=base / "alertmanager.yml", data_dir=base / "data",
                                  tls=self.server_tls("alertmanager", base))
+
+    @property
+    def node_exporter(self) -> ServerTls:
+        """The node exporter keeps nothing but its web config: it reads the machine, not files of ours."""
+        return self.server_tls("node-exporter", self.home / "node-exporter")
 
     def server_tls(self, name: str, base: Path) -> ServerTls:
         """A Prometheus-family server's HTTPS files: its web config, and its leaf from the PKI."""
@@ -95,6 +106,11 @@ class StateLayout:
         return self.home / "deploy"
 
     @property
+    def agent(self) -> Path:
+        """The log agent's checkpoint: how far it has shipped each file and the journal."""
+        return self.home / "agent"
+
+    @property
     def instance_releases(self) -> Path:
         """Which release each local instance runs (written by the deploy, read by `league up`)."""
         return self.deploy / "instances.json"
@@ -133,6 +149,7 @@ class Tools:
     promtool: Path
     alertmanager: Path
     amtool: Path
+    node_exporter: Path
 
 
 _PACKAGES = {
@@ -141,6 +158,7 @@ _PACKAGES = {
     "promtool": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
+    "prometheus-node-exporter": "prometheus-node-exporter",
 }
 
 
@@ -160,4 +178,5 @@ def find_tools(python: str) -> Tools:
         promtool=_which("promtool"),
         alertmanager=_which("prometheus-alertmanager"),
         amtool=_which("amtool"),
+        node_exporter=_which("prometheus-node-exporter"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..proxy import backend_name, haproxy_argv, render_haproxy_cfg
 from ..telemetry import (
     ScrapeJob,
     alertmanager_argv,
+    node_exporter_argv,
     prometheus_argv,
     render_alertmanager_yml,
     render_file_sd,
@@ -94,6 +95,8 @@ SOURCE_CLIENT = "source"
 SCRAPE_CLIENT = "prometheus"
 # The deploy service's account: it reads builds (a promotion's gate), nothing else.
 DEPLOY_CLIENT = "deploy"
+# The log agent's account: it writes records to the logs service, nothing else.
+AGENT_CLIENT = "agent"
 # What a service calling another on a user's behalf may ask for there: the user's own
 # roles still cap it, and administering another service is never delegated.
 DELEGATED_ACTIONS = ("read", "write", "operate")
@@ -123,7 +126,8 @@ def wanted_clients(catalog: Catalog, scraped: list[str]) -> list[dict[str, objec
     clients: list[dict[str, object]] = [
         {"name": SOURCE_CLIENT, "audiences": ["builds"], "scopes": ["builds.read", "builds.write"]},
         {"name": SCRAPE_CLIENT, "audiences": scraped, "scopes": [f"{name}.metrics" for name in scraped]},
-        {"name": DEPLOY_CLIENT, "audiences": ["builds"], "scopes": ["builds.read"]}]
+        {"name": DEPLOY_CLIENT, "audiences": ["builds"], "scopes": ["builds.read"]},
+        {"name": AGENT_CLIENT, "audiences": ["logs"], "scopes": ["logs.write"]}]
     for name, service in sorted(catalog.spec.services.items()):
         if service.calls:
             clients.append({"name": name, "audiences": sorted(service.calls),
@@ -247,6 +251,66 @@ def builds_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Progr
                              **trust_environment(catalog, layout)})
 
 
+def logs_url(catalog: Catalog) -> str:
+    return _url(catalog.address_of(catalog.spec.logs.host), catalog.spec.logs.port, "")
+
+
+def logs_program(catalog: Catalog, layout: StateLayout, tools: Tools) -> Program:
+    """The logs service: every record the agent ships, kept `retention` long and `max_size` big."""
+    spec = catalog.spec.logs
+    return platform_service("logs", "sevenleague.logs.service:app", catalog.address_of(spec.host),
+                            spec.port, layout, tools,
+                            {"LEAGUE_LOGS_RETENTION": str(spec.retention),
+                             "LEAGUE_LOGS_MAX_BYTES": str(spec.max_size),
+                             **trust_environment(catalog, layout)})
+
+
+def program_owners(programs: list[Program]) -> dict[str, dict[str, str]]:
+    """Whose lines each program's log holds: a kit process says it in its environment, HAProxy is
+    the edge, any other program is its own service and instance."""
+    owners = {}
+    for program in programs:
+        if "LEAGUE_SERVICE" in program.environment:
+            service, instance = program.environment["LEAGUE_SERVICE"], program.environment["LEAGUE_INSTANCE"]
+        elif program.name == "haproxy":
+            service = instance = "edge"
+        else:
+            service = instance = program.name
+        owners[program.name] = {"service": service, "instance": instance}
+    return owners
+
+
+def agent_program(catalog: Catalog, layout: StateLayout, tools: Tools, machine: str,
+                  others: list[Program]) -> Program:
+    """The log agent of this machine: it follows every program's log in supervisord's log directory
+    and ships the lines to the logs service with its own account.
+
+    It learns whose lines a log holds from the plan itself (`others` and its own), so a
+    program added to the plan is followed from the `league up` that adds it.
+    """
+    agent = platform_service(AGENT_CLIENT, "sevenleague.agent.service:app", catalog.address_of(machine),
+                             catalog.spec.logs.agent_port, layout, tools, {})
+    return replace(agent, environment={  # its own log is followed too: it names itself
+        **agent.environment,
+        "LEAGUE_AGENT_HOST": machine,
+        "LEAGUE_AGENT_LOG_DIR": str(layout.logs),
+        "LEAGUE_AGENT_PROGRAMS": json.dumps(program_owners([*others, agent]), sort_keys=True),
+        "LEAGUE_AGENT_STATE_DIR": str(layout.agent),
+        "LEAGUE_AGENT_SUPERVISOR_SOCKET": str(layout.supervisor_socket),
+        SERVICE_URLS_ENV: json.dumps({"logs": logs_url(catalog)}),
+        CLIENT_ID_ENV: AGENT_CLIENT,
+        CLIENT_SECRET_FILE_ENV: str(layout.client_secret(AGENT_CLIENT)),
+        **trust_environment(catalog, layout),
+    })
+
+
+def node_exporter_program(catalog: Catalog, layout: StateLayout, tools: Tools, machine: str) -> Program:
+    """The Debian package's node exporter, for this machine, serving HTTPS with its own leaf."""
+    return Program("node-exporter", node_exporter_argv(
+        tools.node_exporter, catalog.address_of(machine), catalog.spec.hosts[machine].node_exporter_port,
+        layout.node_exporter), stop_timeout=10)
+
+
 def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
     """The map `league status` reads: what runs where and how to ask it if it is healthy."""
     spec = catalog.spec
@@ -254,6 +318,21 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
     prom = catalog.address_of(spec.prometheus.host)
     am = catalog.address_of(spec.alertmanager.host)
     ca = str(layout.ca_file)
+    machine = catalog.machine_host
+    on_machine: list[dict[str, Any]] = []
+    machine_endpoints: dict[str, str] = {}
+    if machine is not None:
+        address = catalog.address_of(machine)
+        exporter_port = spec.hosts[machine].node_exporter_port
+        machine_endpoints = {"agent": _url(address, spec.logs.agent_port, ""),
+                             "node_exporter": _url(address, exporter_port)}
+        on_machine = [
+            {"name": "agent", "port": spec.logs.agent_port,
+             "probe": {"http": _url(address, spec.logs.agent_port, "/readyz"), "ca": ca}},
+            # its root page: /metrics would make a status probe run every collector
+            {"name": "node-exporter", "port": exporter_port,
+             "probe": {"http": _url(address, exporter_port), "ca": ca}},
+        ]
     return {
         "ecosystem": catalog.name,
         "catalog": str(catalog.source.absolute()),
@@ -271,6 +350,8 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
             "apt": builds_url(catalog) + "/apt/",
             "identity": identity_url(catalog),
             "deploy": deploy_url(catalog),
+            "logs": logs_url(catalog),
+            **machine_endpoints,
         },
         "processes": [
             {"name": "haproxy", "port": spec.edge.port, "probe": {"tcp": [edge, spec.edge.port]}},
@@ -284,6 +365,9 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
              "probe": {"http": identity_url(catalog) + "/readyz", "ca": ca}},
             {"name": "deploy", "port": spec.deploy.port,
              "probe": {"http": deploy_url(catalog) + "/readyz", "ca": ca}},
+            {"name": "logs", "port": spec.logs.port,
+             "probe": {"http": logs_url(catalog) + "/readyz", "ca": ca}},
+            *on_machine,
         ],
         "instances": [
             {
@@ -299,6 +383,12 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
 def plan_listens(catalog: Catalog) -> list[Listen]:
     spec = catalog.spec
     edge = catalog.address_of(spec.edge.host)
+    machine = catalog.machine_host
+    on_machine = [] if machine is None else [
+        Listen(catalog.address_of(machine), spec.logs.agent_port, "logs.agent_port"),
+        Listen(catalog.address_of(machine), spec.hosts[machine].node_exporter_port,
+               f"hosts.{machine}.node_exporter_port"),
+    ]
     return [
         Listen(edge, spec.edge.port, "edge.port"),
         Listen(edge, spec.edge.stats_port, "edge.stats_port"),
@@ -308,6 +398,8 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
         Listen(catalog.address_of(spec.builds.host), spec.builds.port, "builds.port"),
         Listen(catalog.address_of(spec.identity.host), spec.identity.port, "identity.port"),
         Listen(catalog.address_of(spec.deploy.host), spec.deploy.port, "deploy.port"),
+        Listen(catalog.address_of(spec.logs.host), spec.logs.port, "logs.port"),
+        *on_machine,
         *(Listen(i.address, i.port, f"services.{i.service}.port ({i.name})") for i in catalog.instances
           if spec.hosts[i.host].driver == "local"),
     ]
@@ -339,7 +431,10 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
         request("builds", spec.builds.host),
         request("identity", spec.identity.host),
         request("deploy", spec.deploy.host),
+        request("logs", spec.logs.host),
     ]
+    if catalog.machine_host is not None:
+        requests += [request("agent", catalog.machine_host), request("node-exporter", catalog.machine_host)]
     requests += [request(i.name, i.host, i.service) for i in catalog.instances]
     return requests
 
@@ -361,6 +456,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools,
         *(RenderedFile(tls.web_config, render_web_config(tls))
           for tls in (layout.prometheus.tls, layout.alertmanager.tls) if tls is not None),
     ]
+    machine = catalog.machine_host
     platform = [
         Program("haproxy", haproxy_argv(tools.haproxy, layout.haproxy), stop_timeout=10),
         Program("prometheus", prometheus_argv(tools.prometheus, catalog, layout.prometheus),
@@ -370,8 +466,14 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools,
         builds_program(catalog, layout, tools),
         identity_program(catalog, layout, tools),
         deploy_program(catalog, layout, tools),
+        logs_program(catalog, layout, tools),
         renewer_program(layout, tools),
     ]
+    instances = instance_programs(catalog, tools, layout, releases)
+    if machine is not None:
+        files.append(RenderedFile(layout.node_exporter.web_config, render_web_config(layout.node_exporter)))
+        platform.append(node_exporter_program(catalog, layout, tools, machine))
+        platform.append(agent_program(catalog, layout, tools, machine, platform + instances))
     listens = plan_listens(catalog)
     snapshot = render_snapshot(catalog, layout)
     snapshot["listens"] = [[listen.address, listen.port] for listen in listens]
@@ -381,7 +483,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools,
                                  "audiences": scraped}
     return Plan(
         files=tuple(files),
-        programs=tuple(platform + instance_programs(catalog, tools, layout, releases)),
+        programs=tuple(platform + instances),
         listens=tuple(listens),
         snapshot=snapshot,
         certificates=tuple(certificates),

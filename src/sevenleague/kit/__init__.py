@@ -49,6 +49,7 @@ from ._metrics import NAMES, RedMetrics, red_metrics
 from ._observer import RequestObserver, route_template
 from ._probes import Probes
 from ._request_id import new_request_id, request_id_from
+from ._trace import TraceContext, Traceparent, new_traceparent, parse_traceparent, trace_from
 
 
 def instrument(
@@ -142,11 +143,16 @@ __all__ = [
     "ServiceClient",
     "ServiceResponse",
     "TokenVerifier",
+    "TraceContext",
+    "Traceparent",
     "UnknownService",
     "instance_name",
     "instrument",
     "new_request_id",
+    "new_traceparent",
+    "parse_traceparent",
     "red_metrics",
     "request_id_from",
     "route_template",
+    "trace_from",
 ]

@@ -8,7 +8,9 @@ settled (metrics observed, JSON lines written) every `flush_interval`, when it g
 to `max_pending`, before every scrape of `/metrics`, and at exit. Prometheus therefore
 never sees a stale count, and a log line is at most `flush_interval` late; its `ts` is
 when the request ended. A request whose caller was verified carries the caller's
-identity, and its line says who (`user`, `client`, `actor`; never the token).
+identity, and its line says who (`user`, `client`, `actor`; never the token). Every
+line names the request's trace (`trace_id`), its own span (`span_id`) and, when the
+request came from a traced caller, the caller's span (`parent_id`): see `_trace.py`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from ._metrics import RedMetrics
 
 if TYPE_CHECKING:
     from ._auth import Identity
+    from ._trace import TraceContext
 
-# wall time, route, method, path, status, seconds, request id, verified caller
-Record = tuple[float, str, str, str, int, float, bytes, "Identity | None"]
+# wall time, route, method, path, status, seconds, request id, trace, verified caller
+Record = tuple[float, str, str, str, int, float, bytes, "TraceContext", "Identity | None"]
 
 
 class RequestLedger:
@@ -41,10 +44,10 @@ class RequestLedger:
         self._timer: asyncio.TimerHandle | None = None
         atexit.register(self.settle)
 
-    def record(self, route: str, method: str, path: str, status: int, seconds: float,
-               request_id: bytes, identity: Identity | None = None) -> None:
+    def record(self, route: str, method: str, path: str, status: int, seconds: float, request_id: bytes,
+               trace: TraceContext, identity: Identity | None = None) -> None:
         pending = self._pending
-        pending.append((time.time(), route, method, path, status, seconds, request_id, identity))
+        pending.append((time.time(), route, method, path, status, seconds, request_id, trace, identity))
         if len(pending) >= self.max_pending:
             self.settle()
         elif self._timer is None:
@@ -65,7 +68,7 @@ class RequestLedger:
         date_prefix = self.log.clock.date_prefix
         service, instance = self.service, self.instance
         lines: list[dict[str, Any]] = []
-        for wall, route, method, path, status, seconds, request_id, identity in batch:
+        for wall, route, method, path, status, seconds, request_id, trace, identity in batch:
             observe(route, method, status, seconds)
             second = int(wall)
             line: dict[str, Any] = {
@@ -80,7 +83,11 @@ class RequestLedger:
                 "status": status,
                 "duration_ms": int(seconds * 1_000_000) / 1000,
                 "request_id": request_id.decode(),
+                "trace_id": trace.trace_id,
+                "span_id": trace.span_id,
             }
+            if trace.parent_id is not None:
+                line["parent_id"] = trace.parent_id
             if identity is not None:
                 line.update(identity.to_log())
             lines.append(line)

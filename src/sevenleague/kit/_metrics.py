@@ -24,6 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
+from ..telemetry.metric_register import spec
+
 # Seconds; spans a fast in-memory answer (1 ms) to a slow report (10 s).
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -47,12 +49,8 @@ class MetricNames:
 
 NAMES = MetricNames()
 
-HELP = {
-    NAMES.requests: "HTTP requests answered, by route template, method and status class.",
-    NAMES.duration: "Time from request start to the end of the response, by route template and method.",
-    NAMES.in_flight: "HTTP requests being answered right now.",
-    NAMES.build_info: "Always 1; labels say which service, version and Python this process runs.",
-}
+# Help texts come from the register, so what /metrics says and docs/metrics.md agree.
+HELP = {name: spec(name).help for name in (NAMES.requests, NAMES.duration, NAMES.in_flight, NAMES.build_info)}
 
 
 class InFlight:

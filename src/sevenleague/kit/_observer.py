@@ -1,8 +1,8 @@
-"""The per-request hot path: probes first, then request id, who served it, who is calling, and a record.
+"""The per-request hot path: probes first, then request id and trace, who served it, who calls, a record.
 
 One ASGI layer and one `send` wrapper per request, and the request's numbers go to the
 ledger as one tuple: the counting and logging happen later, in batches (see
-`_ledger.py` for why). Each piece stays testable alone: `request_id_from`,
+`_ledger.py` for why). Each piece stays testable alone: `request_id_from`, `trace_from`,
 `route_template`, `RedMetrics.observe`, `RequestLedger.settle`. Token checks (the `guard`,
 see `_auth_gate.py`) exist only when access control is on; without them the path is
 the one measured before they existed.
@@ -20,6 +20,7 @@ from ._log import REQUEST_FIELDS, JsonLines
 from ._metrics import RedMetrics
 from ._probes import METRICS, Probes, is_probe
 from ._request_id import request_id_from
+from ._trace import trace_from
 
 if TYPE_CHECKING:
     from ._auth import Identity
@@ -79,8 +80,15 @@ class RequestObserver:
             return
         method = scope["method"]
         start = time.perf_counter()
-        request_id = request_id_from(scope["headers"])
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        headers = scope["headers"]
+        request_id = request_id_from(headers)
+        trace = trace_from(headers)
+        state = scope.setdefault("state", {})
+        rid = state["request_id"] = request_id.decode()
+        # the app sees its trace as request.state.trace_id/span_id; the service client reads `trace`
+        trace_id = state["trace_id"] = trace.trace_id
+        span_id = state["span_id"] = trace.span_id
+        state["trace"] = trace
         extra = ((b"x-request-id", request_id), self._served_by)
         status = 500  # what the server answers when the app fails before it responds
 
@@ -95,7 +103,7 @@ class RequestObserver:
         in_flight.count += 1
         guard = self.guard
         identity: Identity | None = None
-        context = {"request_id": scope["state"]["request_id"]}
+        context = {"request_id": rid, "trace_id": trace_id, "span_id": span_id}
         reset = REQUEST_FIELDS.set(context)
         try:
             if guard is None:
@@ -110,4 +118,4 @@ class RequestObserver:
             REQUEST_FIELDS.reset(reset)
             in_flight.count -= 1
             self.ledger.record(route_template(scope, status), method, scope["path"], status,
-                               time.perf_counter() - start, request_id, identity)
+                               time.perf_counter() - start, request_id, trace, identity)

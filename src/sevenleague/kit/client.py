@@ -20,11 +20,13 @@ decision that matters for security:
 - `as_service(request=None)`: this service's own, from client credentials; without
   credentials (`LEAGUE_CLIENT_SECRET_FILE` unset) the call carries no token.
 
-Every call carries the request's `X-Request-ID`, so one id follows the request through
-every service; it goes over https verified against the eco-system's CA, never follows a
-redirect, and raises `CallFailed` (or `UnknownService`, `CallRefused`) when it gets no
-answer. An answer, any status, is a `ServiceResponse`: what to do with a 404 from the
-callee is the handler's decision.
+Every call carries the request's `X-Request-ID`, and its trace as a W3C `traceparent`
+(the request's trace id, the request's span as the parent; and the caller's `tracestate`,
+unchanged), so one request id and one trace id follow the request through every
+service; a call made outside any request starts a trace of its own. It goes over https
+verified against the eco-system's CA, never follows a redirect, and raises `CallFailed`
+(or `UnknownService`, `CallRefused`) when it gets no answer. An answer, any status, is a
+`ServiceResponse`: what to do with a 404 from the callee is the handler's decision.
 
 Configuration is read once, by `from_environment`, so a malformed setting stops the
 service at startup: `LEAGUE_SERVICE_URLS` (JSON: service name -> base URL),
@@ -56,11 +58,13 @@ from ._token_exchange import (
     TokenSource,
     scopes_asked,
 )
+from ._trace import TraceContext, new_traceparent
 
 DEFAULT_TIMEOUT = 5.0
 _METHOD = re.compile(r"[A-Z]{3,7}")
 # Headers the client sets itself; a caller passing them is a mistake worth an error.
-_OWN_HEADERS = frozenset({"authorization", "host", "content-length", "x-request-id"})
+_OWN_HEADERS = frozenset({"authorization", "host", "content-length", "x-request-id", "traceparent",
+                          "tracestate"})
 
 
 @dataclass(frozen=True)
@@ -126,12 +130,16 @@ class ServiceClient:
         `request` is the Starlette request being handled, or its ASGI scope.
         """
         state = _state_of(request)
-        return OutgoingCalls(self, caller_token(state), on_behalf=True, request_id=_request_id(state))
+        return OutgoingCalls(self, caller_token(state), on_behalf=True, request_id=_request_id(state),
+                             trace=_trace(state))
 
     def as_service(self, request: Mapping[str, Any] | None = None) -> OutgoingCalls:
-        """Calls carrying this service's own authority; `request` (optional) lends its request id."""
+        """Calls carrying this service's own authority; `request` (optional) lends its request id and trace.
+
+        Without a request, each call starts a new trace.
+        """
         state = _state_of(request) if request is not None else None
-        return OutgoingCalls(self, None, on_behalf=False, request_id=_request_id(state))
+        return OutgoingCalls(self, None, on_behalf=False, request_id=_request_id(state), trace=_trace(state))
 
     def url_of(self, service: str) -> ServiceURL:
         return url_of(self.urls, service)
@@ -141,11 +149,12 @@ class OutgoingCalls:
     """Calls with one authority (see `ServiceClient.on_behalf_of` and `as_service`)."""
 
     def __init__(self, client: ServiceClient, caller: CallerToken | None, *, on_behalf: bool,
-                 request_id: str | None) -> None:
+                 request_id: str | None, trace: TraceContext | None = None) -> None:
         self.client = client
         self.caller = caller
         self.on_behalf = on_behalf
         self.request_id = request_id
+        self.trace = trace
 
     async def get(self, service: str, path: str, *, scopes: str | Iterable[str] = (),
                   headers: Mapping[str, str] | None = None, timeout: float | None = None) -> ServiceResponse:
@@ -180,6 +189,13 @@ class OutgoingCalls:
             sent["Authorization"] = f"Bearer {token}"
         if self.request_id is not None:
             sent["X-Request-ID"] = self.request_id
+        trace = self.trace
+        if trace is None:
+            sent["traceparent"] = new_traceparent()  # no request to belong to: a trace of its own
+        else:
+            sent["traceparent"] = trace.traceparent
+            if trace.tracestate is not None:
+                sent["tracestate"] = trace.tracestate
         try:
             answer = await asyncio.to_thread(send, base, method, target, headers=sent, body=body,
                                              timeout=self.client.timeout if timeout is None else timeout)
@@ -207,6 +223,11 @@ def _state_of(request: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def _request_id(state: Mapping[str, Any] | None) -> str | None:
     found = state.get("request_id") if state else None
     return found if isinstance(found, str) else None
+
+
+def _trace(state: Mapping[str, Any] | None) -> TraceContext | None:
+    found = state.get("trace") if state else None
+    return found if isinstance(found, TraceContext) else None
 
 
 def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Render prometheus.yml and alertmanager.yml, and the argv that runs each."""
+"""Render prometheus.yml and alertmanager.yml, and the argv that runs each (and the node exporter)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def _scrape_config(job: ScrapeJob, paths: PrometheusPaths) -> dict[str, Any]:
         "metrics_path": job.metrics_path,
         "file_sd_configs": [{"files": [str(target_file(paths, job))]}],
     }
+    if job.honor_labels:
+        config["honor_labels"] = True
     if paths.ca_file:
         config["scheme"] = "https"
         config["tls_config"] = {"ca_file": str(paths.ca_file)}
@@ -111,4 +113,22 @@ def alertmanager_argv(alertmanager: Path, catalog: Catalog, paths: AlertmanagerP
         f"--web.listen-address={catalog.address_of(spec.host)}:{spec.port}",
         "--cluster.listen-address=",  # one Alertmanager: no gossip port to clash with
         *([f"--web.config.file={paths.tls.web_config}"] if paths.tls else []),
+    )
+
+
+# Collectors that cannot work where the eco-system runs, and would log an error on every
+# scrape if left on: Debian turns the systemd collector on, but it needs systemd's bus
+# (absent in a container), and the programs sevenleague runs here are supervisord's,
+# whose state the log agent exports (sevenleague_process_up).
+NODE_EXPORTER_OFF = ("systemd",)
+
+
+def node_exporter_argv(node_exporter: Path, address: str, port: int, tls: ServerTls) -> tuple[str, ...]:
+    """The machine's exporter: every other collector as packaged, HTTPS with its own leaf."""
+    host = f"[{address}]" if ":" in address else address
+    return (
+        str(node_exporter),
+        f"--web.listen-address={host}:{port}",
+        f"--web.config.file={tls.web_config}",
+        *(f"--no-collector.{name}" for name in NODE_EXPORTER_OFF),
     )
