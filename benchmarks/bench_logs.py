@@ -4,7 +4,7 @@ One run, everything measured on the same machine in the same minutes, so the rat
 even when the machine is busy (its load average at the start is recorded):
 
 1. A corpus of 5,000,000 records as the agents ship them (sevenleague.testing.logs_corpus:
-   kit request lines, HAProxy edge lines, application lines with tracebacks; 12 services
+   kit request lines, HAProxy edge lines, application lines with tracebacks; 11 services, the edge
    and the agent; one request's id on 2-5 lines of different services; 24 hours), seeded,
    written once as JSON lines under build/bench-cache/ with its gzip batches, and reused
    while its parameters are the same. grep reads that file.

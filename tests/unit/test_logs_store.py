@@ -231,6 +231,19 @@ def test_retention_drops_whole_segments_past_the_age_and_over_the_size(tmp_path:
         store.close()
 
 
+def test_a_backlog_of_old_records_fills_segments_by_size_not_one_per_batch(tmp_path: Path) -> None:
+    store = SqliteLogStore(tmp_path / "s", retention=3600.0)
+    try:
+        for start in range(0, 50, 10):  # records from an hour ago, sent late
+            ingest(store, *(record(n, ts=stamp(time.time() - 3000 + n)) for n in range(start, start + 10)))
+        assert len(store.segments) == 1
+        store.segments[-1].started -= 400  # a tenth of the retention later, by the clock
+        ingest(store, record(99))
+        assert len(store.segments) == 2
+    finally:
+        store.close()
+
+
 def test_a_reopened_store_has_everything_and_goes_on_numbering(tmp_path: Path) -> None:
     store = SqliteLogStore(tmp_path / "s", segment_bytes=1)
     ingest(store, record(1))

@@ -64,8 +64,15 @@ class TimestampParser:
         self._seconds: dict[str, int] = {}
 
     def millis(self, value: str) -> int:
-        if len(value) == 24 and value[19] == "." and value[23] == "Z" and value[20:23].isdigit():
-            return self._second(value[:19]) * 1000 + int(value[20:23])
+        size = len(value)
+        if size == 24 and value[19] == "." and value[23] == "Z" and value[20:23].isdigit():
+            second = self._seconds.get(value[:19])
+            if second is None:
+                second = self._second(value[:19])
+            return second * 1000 + int(value[20:23])
+        if size == 20 and value[19] == "Z":  # whole seconds, as HAProxy writes them
+            second = self._seconds.get(value[:19])
+            return (self._second(value[:19]) if second is None else second) * 1000
         if _KIT_TS.fullmatch(value):
             fraction = value[20:-1]
             return self._second(value[:19]) * 1000 + (int(fraction[:3].ljust(3, "0")) if fraction else 0)
@@ -105,6 +112,16 @@ def format_ts(millis: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{ms:03d}Z"
 
 
+def _checked_fields(fields: tuple[Any, ...]) -> tuple[str | None, ...]:
+    """The indexed fields with empty strings as None; ValueError names a field that is not a short string."""
+    checked = []
+    for key, value in zip(INDEXED, fields, strict=True):
+        if value is not None and (type(value) is not str or len(value) > MAX_FIELD_LENGTH):
+            raise ValueError(f"{key} must be a string of at most {MAX_FIELD_LENGTH} characters")
+        checked.append(value or None)
+    return tuple(checked)
+
+
 def to_stored(record: Any, timestamps: TimestampParser) -> StoredRecord:
     """One decoded JSON record as a row (the dict is consumed); ValueError says what is wrong with it.
 
@@ -128,12 +145,12 @@ def to_stored(record: Any, timestamps: TimestampParser) -> StoredRecord:
         if level is None:
             level = LEVELS["info"]
             record["level_given"] = raw_level  # kept, so nothing the process said is lost
-    fields: list[str | None] = [pop(key, None) for key in INDEXED]
-    for index, value in enumerate(fields):
-        if value is not None and (type(value) is not str or len(value) > MAX_FIELD_LENGTH):
-            raise ValueError(f"{INDEXED[index]} must be a string of at most {MAX_FIELD_LENGTH} characters")
-        if value == "":
-            fields[index] = None
+    fields = (pop("host", None), pop("service", None), pop("instance", None), pop("request_id", None),
+              pop("trace_id", None), pop("user", None))
+    for value in fields:
+        if value is not None and (type(value) is not str or len(value) > MAX_FIELD_LENGTH or not value):
+            fields = _checked_fields(fields)
+            break
     msg = pop("msg", "")
     if type(msg) is not str:
         msg = orjson.dumps(msg).decode()
@@ -141,9 +158,13 @@ def to_stored(record: Any, timestamps: TimestampParser) -> StoredRecord:
                         fields[5], msg, orjson.dumps(record).decode() if record else None)
 
 
+# Shared by every batch: the seconds of recent timestamps stay cached from one batch to the next.
+SHARED_TIMESTAMPS = TimestampParser()
+
+
 def parse_batch(body: bytes, timestamps: TimestampParser | None = None) -> list[StoredRecord]:
     """Every record of an NDJSON batch, in order; `BadBatch` names the first bad line."""
-    timestamps = timestamps or TimestampParser()
+    timestamps = timestamps or SHARED_TIMESTAMPS
     records: list[StoredRecord] = []
     append = records.append
     loads = orjson.loads

@@ -91,10 +91,11 @@ CREATE TABLE IF NOT EXISTS progress (upto INTEGER NOT NULL);
 # What free text matches: the message and every other value (nested ones too), not the field
 # names, and not the indexed fields: each has a filter of its own.
 _TEXT_OF_ROW = """
-SELECT id, msg || coalesce(' ' || (
-    SELECT group_concat(j.atom, ' ') FROM json_tree(extra) j
-    WHERE j.atom IS NOT NULL AND j.type IN ('text', 'integer', 'real')
-), '')
+SELECT id, msg || coalesce(' ' || CASE
+    WHEN instr(substr(extra, 2), '{') + instr(extra, '[') = 0
+    THEN (SELECT group_concat(atom, ' ') FROM json_each(extra) WHERE type IN ('text', 'integer', 'real'))
+    ELSE (SELECT group_concat(atom, ' ') FROM json_tree(extra) WHERE type IN ('text', 'integer', 'real'))
+END, '')
 FROM r.records WHERE id > ? AND id <= ? ORDER BY id
 """
 _COLUMNS = "r.id, r.rid, r.ts, r.level, r.host, r.service, r.instance, r.request_id, r.trace_id, r.user, " \
@@ -242,6 +243,7 @@ class Segment:
             indexer.execute("INSERT INTO progress VALUES (0)")
         self.indexed_upto: int = progress[0] if progress else 0
         self.sealed = False
+        self.started = time.time()  # when this process first wrote to it, or opened it
         self.readers = 0
         self.dropped = False
 
@@ -400,10 +402,12 @@ class SqliteLogStore:
         return IngestResult(stored, len(records) - stored)
 
     def _full(self, segment: Segment, now: float | None = None) -> bool:
+        """Big enough, or written to for a tenth of the retention (by the clock, not by its records'
+        times: a backlog of old records arriving at once fills segments by size, not one per batch)."""
         if segment.min_ts is None:
             return False
         now = time.time() if now is None else now
-        return segment.size() >= self.segment_bytes or segment.min_ts < (now - self.retention / 10) * 1000
+        return segment.size() >= self.segment_bytes or now - segment.started >= self.retention / 10
 
     def _roll(self, current: Segment) -> None:
         fresh = self._open(current.number + 1)

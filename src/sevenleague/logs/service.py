@@ -35,7 +35,7 @@ from .. import __version__, kit
 from ..kit.api import API_EXCEPTION_HANDLERS, api_schemas, openapi_route, problem
 from ..telemetry.metric_register import spec
 from ._query import BadQuery, LogQuery, parse_query
-from ._records import BadBatch, TimestampParser, parse_batch
+from ._records import BadBatch, parse_batch
 from ._store import LogStore, SqliteLogStore
 
 HOME_ENV = "LEAGUE_HOME"
@@ -148,6 +148,16 @@ class _TooLarge(Exception):
     pass
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read no further than the largest batch: a client cannot make the service hold more."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BATCH_BYTES:
+            raise _TooLarge()
+    return bytes(body)
+
+
 async def ingest(request: Request) -> Response:
     """
     summary: Store a batch of log records (newline-delimited JSON, usually gzip-compressed).
@@ -173,8 +183,8 @@ async def ingest(request: Request) -> Response:
       400: {$ref: "#/components/responses/BadRequest"}
       413: {description: the batch is larger than 16 MiB once decompressed}
     """
-    body = await request.body()
     try:
+        body = await _bounded_body(request)
         data = _decompress(body, request.headers.get("content-encoding", ""))
         result = await asyncio.to_thread(_store_batch, data)
     except BadBatch as error:
@@ -192,7 +202,7 @@ async def ingest(request: Request) -> Response:
 
 
 def _store_batch(data: bytes) -> tuple[int, int]:
-    result = state.store.ingest(parse_batch(data, TimestampParser()))
+    result = state.store.ingest(parse_batch(data))
     return result.accepted, result.duplicates
 
 
