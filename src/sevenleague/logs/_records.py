@@ -145,8 +145,8 @@ def to_stored(record: Any, timestamps: TimestampParser) -> StoredRecord:
         if level is None:
             level = LEVELS["info"]
             record["level_given"] = raw_level  # kept, so nothing the process said is lost
-    fields = (pop("host", None), pop("service", None), pop("instance", None), pop("request_id", None),
-              pop("trace_id", None), pop("user", None))
+    fields: tuple[Any, ...] = (pop("host", None), pop("service", None), pop("instance", None),
+                               pop("request_id", None), pop("trace_id", None), pop("user", None))
     for value in fields:
         if value is not None and (type(value) is not str or len(value) > MAX_FIELD_LENGTH or not value):
             fields = _checked_fields(fields)
