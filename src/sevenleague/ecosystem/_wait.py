@@ -1,7 +1,10 @@
 """Wait until everything is healthy, or say exactly why not.
 
-A program that cannot start (supervisord gave up on it: FATAL) ends the wait at once,
-with the last line of its log; anything else gets until the deadline.
+A program that cannot start ends the wait at once, with the last line of its log;
+anything else gets until the deadline. Cannot start means supervisord gave up on it
+(FATAL), or it was started `CRASH_STARTS` times during the wait: on a loaded machine a
+program may take longer than supervisord's `startsecs` to fail, which supervisord then
+counts as a successful start and restarts for ever.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ._layout import StateLayout
 from ._probe import StatusReport, probe_status
 
 TAIL_BYTES = 64 * 1024
+CRASH_STARTS = 4  # different pids of one program seen while waiting: it keeps exiting
 
 
 class NotHealthy(LeagueError):
@@ -73,17 +77,24 @@ def wait_until_healthy(snapshot: dict[str, Any], host: LocalHost, layout: StateL
     """
     deadline = time.monotonic() + timeout
     settle_until: float | None = None
+    started: dict[str, set[int]] = {}
     while True:
         report = probe_status(snapshot, host)
         on_progress(report)
         if report.healthy:
             return report
         states = {p.name: p.state for p in report.processes} | {i.name: i.state for i in report.instances}
-        fatal = [name for name, state in states.items() if state == "FATAL"]
+        pids = [(p.name, p.pid) for p in report.processes] + [(i.name, i.pid) for i in report.instances]
+        for name, pid in pids:
+            if pid:
+                started.setdefault(name, set()).add(pid)
+        fatal = [name for name, state in states.items()
+                 if state == "FATAL" or len(started.get(name, ())) >= CRASH_STARTS]
         if fatal:
             now = time.monotonic()
             settle_until = settle_until or now + settle_seconds
-            starting = [name for name, state in states.items() if state in ("STARTING", "BACKOFF")]
+            starting = [name for name, state in states.items()
+                        if state in ("STARTING", "BACKOFF") and name not in fatal]
             if not starting or now >= settle_until:
                 failing = fatal + [name for name in starting if states[name] == "BACKOFF"]
                 raise CannotStart([(name, last_log_line(layout.logs / f"{name}.log"),
