@@ -20,6 +20,8 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,9 +30,11 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from sevenleague.catalog import load_catalog
 from sevenleague.hosts import LocalHost, SshHost
+from sevenleague.logs.client import LogsClient
 from sevenleague.pki import ensure_ca, issue_leaf
 from sevenleague.testing import SteadyLoad, record_figures
 from sevenleague.testing.ecosystem import RunningEcosystem, start_ecosystem
@@ -44,6 +48,11 @@ from sevenleague.testing.releases import (
 )
 
 from ..conftest import ROOT
+
+# A hang guard, not a time limit: the first test's setup builds the hosts' root filesystem
+# when none is cached (debootstrap, minutes on a fresh machine), boots them, starts the
+# eco-system and builds two releases.
+pytestmark = pytest.mark.timeout(1200)
 
 BUILD_CACHE = ROOT / "build" / "test-cache" / "builds"
 NSPAWN_CACHE = ROOT / "build" / "test-cache" / "nspawn"
@@ -148,6 +157,41 @@ def test_a_rolling_deploy_and_a_promotion_under_load_fail_no_request(eco, versio
     assert greetings(eco) == {"Hello from release A"}
 
 
+def test_a_request_served_on_a_host_is_in_the_logs_named_as_the_catalog_names_its_host_and_instance(
+        eco, versions):
+    """Each ssh host's journal is followed from this machine by an agent of its own, over SSH."""
+    catalog = load_catalog(eco.catalog, port_offset=eco.offset)
+    host_of = {i.name: i.host for i in catalog.instances}
+    snapshot = json.loads((eco.home / "ecosystem.json").read_text())
+    agents = {p["name"]: p["probe"]["http"] for p in snapshot["processes"] if p["name"].startswith("agent-")}
+    assert sorted(agents) == ["agent-h1", "agent-h2", "agent-h3"]
+    for name, readyz in agents.items():
+        assert eco.get(readyz).status == 200, name
+    served_by = ""
+    for _ in range(50):  # the edge balances over five instances; three of them run on the hosts
+        answer = eco.get(eco.endpoints["edge"])
+        served_by = answer.headers["x-served-by"].removeprefix("hello/")
+        if served_by in PROD:
+            break
+    assert served_by in PROD, "the edge sent no request to an instance on a host"
+    request_id = answer.headers["x-request-id"]
+    served = time.monotonic()
+    client = LogsClient.from_home(eco.home, token=lambda: eco.token("logs", "logs.read"))
+    records: list[dict[str, Any]] = []
+    while time.monotonic() - served < 10:
+        records = [r for r in client.search({"request_id": request_id})["records"] if r["service"] == "hello"]
+        if records:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"after 10 s no line of request {request_id} served by {served_by} in the logs")
+    [line] = records
+    assert (line["host"], line["instance"], line["status"]) == (host_of[served_by], served_by, 200), line
+    assert line["program"] == f"hello@{next(i.port for i in catalog.instances if i.name == served_by)}"
+    print(f"a line of {served_by} on {line['host']} was found in the logs "
+          f"{time.monotonic() - served:.1f}s after the request")
+
+
 def instances_on(eco: RunningEcosystem, hosts: NspawnHosts) -> dict[str, Any]:
     """Each booted host's hello instance, by host name, from the catalog the eco-system runs."""
     catalog = load_catalog(eco.catalog, port_offset=eco.offset)
@@ -208,7 +252,7 @@ def test_a_renewed_certificate_reaches_the_instance_on_its_host(eco, versions, h
     local = (eco.home / "pki" / "leaves" / instance.name / "bundle.pem").read_bytes()
     new_der = x509.load_pem_x509_certificate(renewed.cert.read_bytes()).public_bytes(Encoding.DER)
     assert served_certificate(first.address, instance.port, eco.ca_file) != new_der
-    answer = eco.get(eco.endpoints["deploy"] + "/api/certificates", method="POST",
+    answer = eco.get(eco.endpoints["deploy"] + "/api/certificates", method="POST", timeout=60,
                      headers={"Authorization": f"Bearer {eco.token('deploy')}"})
     assert answer.status == 200, answer.body
     assert json.loads(answer.body)["copied"] == {"h1": [instance.name]}
@@ -218,6 +262,46 @@ def test_a_renewed_certificate_reaches_the_instance_on_its_host(eco, versions, h
     while served_certificate(first.address, instance.port, eco.ca_file) != new_der:
         assert time.monotonic() < deadline, "the instance still serves the old certificate"
         time.sleep(0.5)
+
+
+def prometheus_query(eco: RunningEcosystem, promql: str) -> list[dict[str, Any]]:
+    done = league(eco, "metrics", "query", promql, "--json")
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout)["result"])
+
+
+def test_every_hosts_node_exporter_serves_https_and_prometheus_has_it_up_with_systemds_units(eco, hosts):
+    """The deploy service enrolled each host's packaged exporter when it started (the hosts had
+    booted before the eco-system): the exporter's own leaf, HTTPS only, systemd collector on."""
+    started = time.monotonic()
+    while True:
+        up = {s["metric"]["host"]: s["value"][1] for s in prometheus_query(eco, 'up{job="node"}')}
+        if up == {"local": "1", "h1": "1", "h2": "1", "h3": "1"}:
+            break
+        deploy_log = (eco.home / "logs" / "deploy.log").read_text(errors="replace").splitlines()
+        assert time.monotonic() - started < 30, (up, [line for line in deploy_log if "node exporter" in line])
+        time.sleep(1)
+    # systemd's own word on each host's processes (the hello@PORT units are there the same way)
+    active = prometheus_query(eco, 'node_systemd_unit_state{name="ssh.service", state="active"} == 1')
+    assert {s["metric"]["host"] for s in active} == {"h1", "h2", "h3"}
+    first = hosts.hosts[0]
+    leaf = x509.load_der_x509_certificate(served_certificate(first.address, 9100, eco.ca_file))
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "node-exporter-h1"
+    with pytest.raises(urllib.error.HTTPError) as plain:  # no plain-HTTP way in
+        urllib.request.urlopen(f"http://{first.address}:9100/metrics", timeout=5)
+    assert plain.value.code == 400
+    print(f"node exporters of 4 hosts up {time.monotonic() - started:.1f}s after the test began")
+    # a renewed leaf travels like an instance's, and is served from the next handshake, no restart
+    wanted = {c["name"]: c for c in json.loads((eco.home / "ecosystem.json").read_text())["certificates"]}
+    renewed = issue_leaf(ensure_ca(eco.home / "pki", "deploys"), "node-exporter-h1",
+                         wanted["node-exporter-h1"]["dns_names"], wanted["node-exporter-h1"]["ips"],
+                         timedelta(seconds=wanted["node-exporter-h1"]["lifetime"]))
+    answer = eco.get(eco.endpoints["deploy"] + "/api/certificates", method="POST", timeout=60,
+                     headers={"Authorization": f"Bearer {eco.token('deploy')}"})
+    assert answer.status == 200, answer.body
+    assert json.loads(answer.body)["node_exporters"] == {"h1": ["certificate"], "h2": [], "h3": []}
+    new_der = x509.load_pem_x509_certificate(renewed.cert.read_bytes()).public_bytes(Encoding.DER)
+    assert served_certificate(first.address, 9100, eco.ca_file) == new_der
 
 
 def test_host_check_finds_every_host_ready_for_a_deploy(eco, versions, hosts):

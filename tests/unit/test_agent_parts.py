@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import json
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -704,3 +705,85 @@ def test_saving_often_leaves_no_temporary_file_behind(tmp_path):
     for n in range(20):
         checkpoint.save({"n": n})
     assert [path.name for path in tmp_path.iterdir()] == ["checkpoint.json"]
+
+
+# --- the journal of another host, over ssh --------------------------------------------------------
+
+
+def test_behind_ssh_every_journalctl_argument_reaches_the_remote_shell_quoted():
+    cursor = "s=0b8f;i=1a2b;b=5f0e;m=2d4f5a3;t=644b25189e700;x=35ae4915f21cf987"
+    units = ["hello@8001.service", "it's $(odd).service"]
+    local = journalctl_argv(cursor, units)
+    assert local[0] == "journalctl" and local[-3:] == [
+        "--unit=hello@8001.service", "--unit=it's $(odd).service", f"--after-cursor={cursor}"]
+    prefix = ["/usr/bin/ssh", "-p", "2222", "root@h1", "journalctl"]
+    remote = journalctl_argv(cursor, units, prefix)
+    assert remote[:5] == prefix
+    # ssh joins what follows the destination into one line for the remote user's shell
+    assert shlex.split(" ".join(remote[4:])) == local
+    assert journalctl_argv(None, (), ["sudo", "journalctl"]) == [
+        "sudo", "journalctl", "--output=json", "--all", "--follow", "--no-tail", "--no-pager", "--boot"]
+
+
+def test_systemds_own_lines_about_a_unit_get_that_units_service_and_instance():
+    started = journal_records()[0]  # PID 1: "Started hello@8001.service", UNIT=hello@8001.service
+    assert (started["program"], started["service"], started["instance"]) == ("init.scope", "hello", "hello-1")
+    assert journal_record(fixture_entries()[0], host="h1", programs={}, read_ts=READ_TS)["service"] == (
+        "init.scope")
+
+
+def test_the_journal_command_setting_is_a_json_argv(tmp_path):
+    base = environment(tmp_path, LEAGUE_AGENT_SOURCE="journal", LEAGUE_AGENT_LOG_DIR="-",
+                       LEAGUE_AGENT_SUPERVISOR_SOCKET="-")
+    assert AgentSettings.from_environment(base).journal_command == ("journalctl",)
+    command = ["ssh", "-p", "22", "root@h1", "journalctl"]
+    settings = AgentSettings.from_environment({**base, "LEAGUE_AGENT_JOURNAL_COMMAND": json.dumps(command)})
+    assert settings.journal_command == tuple(command)
+    for wrong, message in [("ssh h1", "is not JSON"), ("[]", "must be a JSON array of non-empty strings"),
+                           ('["ssh", 22]', "must be a JSON array"), ('{"argv": []}', "must be a JSON array")]:
+        with pytest.raises(AgentError, match=f"LEAGUE_AGENT_JOURNAL_COMMAND {message}"):
+            AgentSettings.from_environment({**base, "LEAGUE_AGENT_JOURNAL_COMMAND": wrong})
+
+
+def test_a_journal_command_that_exits_is_started_again_after_a_growing_wait_from_the_last_cursor(tmp_path):
+    """A stand-in ssh that does what ssh does with a command (joins it for `sh -c`), and a stand-in
+    journalctl that notes its arguments one per line, prints the entries once, and then fails
+    at once every time, like a connection that dropped to a host that is now down."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    arguments = tmp_path / "arguments"
+    (bin_dir / "ssh").write_text(textwrap.dedent("""\
+        #!/bin/sh
+        while [ $# -gt 0 ]; do case "$1" in -p|-o) shift 2;; *) shift; break;; esac; done
+        exec sh -c "$*"
+        """))
+    (bin_dir / "journalctl").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        printf '%s\\n' "$@" --- >> {arguments}
+        if [ ! -e {tmp_path}/printed ]; then touch {tmp_path}/printed; cat {FIXTURES / "entries.jsonl"}; fi
+        exit 255
+        """))
+    for stand_in in bin_dir.iterdir():
+        stand_in.chmod(0o755)
+    command = [str(bin_dir / "ssh"), "-p", "22", "root@h1", f"PATH={bin_dir}:/usr/bin:/bin", "journalctl"]
+    source = JournalSource("h1", PROGRAMS, None, command=command, restart_seconds=0.05, restart_cap=0.2)
+    assert [source.restart_delay(n) for n in range(1, 6)] == [0.05, 0.1, 0.2, 0.2, 0.2]
+    started = time.monotonic()
+    source.start()
+    entries = []
+    try:
+        while source.runs < 5 and time.monotonic() < started + 10:
+            entries += source.read(100).entries
+            time.sleep(0.02)
+        entries += source.read(100).entries
+    finally:
+        source.close()
+    seconds = time.monotonic() - started
+    runs = [run.splitlines() for run in arguments.read_text().split("---\n") if run]
+    cursors = [entry["__CURSOR"] for entry in fixture_entries()]
+    assert runs[0][-2:] == ["--unit=hello@8001.service", "--boot"]
+    assert all(run[-1] == f"--after-cursor={cursors[-1]}" for run in runs[1:])  # one argument, `;` and all
+    assert [orjson.loads(e.data)["id"] for e in entries] == [
+        journal_record_id("h1", cursor) for cursor in cursors[:6]]
+    assert source.error == "ssh exited with status 255"
+    assert seconds >= 0.05 + 0.1 + 0.2 + 0.2  # the waits after runs 1 to 4

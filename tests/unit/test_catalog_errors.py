@@ -107,6 +107,14 @@ CASES = {
          "on host 'local' (hint: the 2 instances of hello use ports 8001 to 8002; move them to a free "
          "range)"],
     ),
+    "an ssh host's node exporter on an instance's port": (
+        MINIMAL_CATALOG.replace('[environments.dev]', '[hosts.far]\ndriver = "ssh"\naddress = "10.0.0.7"\n'
+                                'node_exporter_port = 8001\n\n[environments.dev]')
+        .replace('port = 8001\nhosts = ["local"]', 'port = 8001\nhosts = ["far"]'),
+        ["ecosystem.toml:28: services.hello.port: port 8001 clashes with hosts.far.node_exporter_port "
+         "on host 'far' (hint: the 2 instances of hello use ports 8001 to 8002; move them to a free "
+         "range)"],
+    ),
 }
 
 

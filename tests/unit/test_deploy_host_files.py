@@ -8,17 +8,20 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import yaml
 
 from sevenleague.build import AptRepository
 from sevenleague.deploy._host_files import (
     APT_COMPONENT,
     APT_SUITE,
     INSTANCE_ENV,
+    NODE_EXPORTER_USER,
     TLS_BUNDLE_ENV,
     HostFile,
     apt_source_files,
     environment_assignment,
     instance_files,
+    node_exporter_files,
 )
 from sevenleague.errors import UsageError
 from sevenleague.kit._identity import INSTANCE_ENV as KIT_INSTANCE_ENV
@@ -265,3 +268,56 @@ def test_rendering_is_pure():
     assert hello_files() == hello_files()
     with pytest.raises(AttributeError):
         hello_files()[0].mode = 0o777  # type: ignore[misc]
+
+
+# --- the node exporter ---------------------------------------------------------------------------
+
+
+def exporter_files(port: int = 9100) -> dict[str, HostFile]:
+    return by_path(node_exporter_files(port, BUNDLE))
+
+
+def test_the_node_exporter_gets_a_drop_in_its_args_its_web_config_and_its_bundle():
+    assert list(exporter_files()) == [
+        "/etc/systemd/system/prometheus-node-exporter.service.d/50-sevenleague.conf",
+        "/etc/sevenleague/node-exporter/node-exporter.env",
+        "/etc/sevenleague/node-exporter/web.yml",
+        "/etc/sevenleague/tls/node-exporter.pem",
+    ]
+
+
+def test_the_exporters_drop_in_reads_its_args_after_debians_defaults_file():
+    drop_in = exporter_files()["/etc/systemd/system/prometheus-node-exporter.service.d/50-sevenleague.conf"]
+    text = drop_in.content.decode()
+    assert text.endswith("[Service]\nEnvironmentFile=/etc/sevenleague/node-exporter/node-exporter.env\n")
+    assert "after the unit's own\n# /etc/default/prometheus-node-exporter" in text
+    assert (drop_in.mode, drop_in.owner, drop_in.group) == (0o644, "root", "root")
+
+
+def test_the_exporter_listens_on_every_address_at_the_catalogs_port_with_the_systemd_collector():
+    args = exporter_files(9200)["/etc/sevenleague/node-exporter/node-exporter.env"]
+    # Debian's unit runs `prometheus-node-exporter $ARGS`: systemd splits the value on blanks
+    assert parse_environment_file(args.content.decode())["ARGS"].split() == [
+        "--web.listen-address=:9200", "--web.config.file=/etc/sevenleague/node-exporter/web.yml",
+        "--collector.systemd"]
+
+
+def test_the_exporter_serves_https_with_the_one_bundle_as_key_and_certificate():
+    web = yaml.safe_load(exporter_files()["/etc/sevenleague/node-exporter/web.yml"].content)
+    assert web == {"tls_server_config": {"cert_file": "/etc/sevenleague/tls/node-exporter.pem",
+                                         "key_file": "/etc/sevenleague/tls/node-exporter.pem",
+                                         "min_version": "TLS12"}}
+    bundle = exporter_files()["/etc/sevenleague/tls/node-exporter.pem"]
+    assert (bundle.content, bundle.mode, bundle.owner, bundle.group) == (BUNDLE, 0o640, "root", "prometheus")
+    assert NODE_EXPORTER_USER == "prometheus"  # Debian's package runs the unit as its own user
+
+
+@pytest.mark.parametrize(("port", "bundle", "message"), [
+    (0, BUNDLE, "node exporter port 0 is not a TCP port"),
+    (70000, BUNDLE, "not a TCP port"),
+    (True, BUNDLE, "not a TCP port"),
+    (9100, CA, "TLS bundle of the node exporter is not a private key"),
+])
+def test_bad_node_exporter_inputs_are_usage_errors(port, bundle, message):
+    with pytest.raises(UsageError, match=message):
+        node_exporter_files(port, bundle)

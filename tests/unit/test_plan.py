@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sevenleague.catalog import load_catalog
+import pytest
+
+from sevenleague.catalog import CatalogError, load_catalog
 from sevenleague.ecosystem import drain_seconds, render_plan
 from sevenleague.hosts import LocalHost
 
@@ -161,3 +163,76 @@ def test_without_a_local_host_nothing_runs_once_per_machine(write_catalog):
     names = {p.name for p in plan.programs}
     assert "logs" in names and not names & {"agent", "node-exporter"}
     assert not {"agent", "node-exporter"} & {c.name for c in plan.certificates}
+
+
+SSH_HOSTS = (ROOT / "ecosystem.toml").read_text().replace('[environments.dev]\nhosts = ["local"]', (
+    '[hosts.web]\ndriver = "ssh"\naddress = "10.0.0.9"\nssh_user = "deployer"\nssh_port = 2222\n'
+    'ssh_key = "keys/id 25519"\nknown_hosts = "keys/known_hosts"\n\n'
+    '[hosts.db]\ndriver = "ssh"\naddress = "db.example.org"\n\n'
+    '[hosts.spare]\ndriver = "ssh"\naddress = "10.0.0.10"\n\n'
+    '[environments.dev]\nhosts = ["local"]\n\n[environments.prod]\nhosts = ["web", "db", "spare"]')).replace(
+    'instances = 2\nport = 8001               # hello-1 on 8001, hello-2 on 8002\nhosts = ["local"]',
+    'instances = 3\nport = 8001\nhosts = ["local", "web", "db"]\npackage = "hello-app"')
+
+
+def test_each_ssh_host_with_instances_gets_an_agent_here_that_follows_its_journal_over_ssh(write_catalog):
+    path = write_catalog(SSH_HOSTS)
+    catalog = load_catalog(path, port_offset=5)
+    plan = render_plan(catalog, LAYOUT, TOOLS)
+    programs = {p.name: p for p in plan.programs}
+    # ssh hosts in name order: db, spare, web -> agent_port + 1, + 2, + 3; spare runs nothing yet
+    assert [name for name in programs if name.startswith("agent")] == ["agent-db", "agent-web", "agent"]
+    web = programs["agent-web"]
+    argv = web.argv
+    assert argv[3] == "sevenleague.agent.service:app"
+    assert [argv[argv.index(flag) + 1] for flag in ("--host", "--port", "--service", "--instance")] == [
+        "127.0.0.1", "9618", "agent", "agent-web"]
+    assert argv[argv.index("--tls-bundle") + 1] == str(LAYOUT.tls_bundle("agent-web"))
+    env = web.environment
+    keys = path.parent / "keys"
+    assert json.loads(env["LEAGUE_AGENT_JOURNAL_COMMAND"]) == [
+        "ssh", "-o", f'IdentityFile="{keys}/id 25519"', "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={keys}/known_hosts", "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10",
+        "-p", "2222", "deployer@10.0.0.9", "journalctl"]
+    assert json.loads(programs["agent-db"].environment["LEAGUE_AGENT_JOURNAL_COMMAND"])[1:] == [
+        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+        "-o", "ServerAliveInterval=10", "-p", "22", "root@db.example.org", "journalctl"]
+    # the units of its instances (PACKAGE@PORT), named as the catalog names them
+    assert json.loads(env["LEAGUE_AGENT_PROGRAMS"]) == {
+        "hello-app@8007": {"service": "hello", "instance": "hello-2"}}
+    assert {key: value for key, value in env.items() if key not in (
+        "LEAGUE_AGENT_JOURNAL_COMMAND", "LEAGUE_AGENT_PROGRAMS")} == {
+        "LEAGUE_HOME": str(LAYOUT.home), "LEAGUE_SERVICE": "agent", "LEAGUE_INSTANCE": "agent-web",
+        "LEAGUE_AGENT_HOST": "web", "LEAGUE_AGENT_SOURCE": "journal",
+        "LEAGUE_AGENT_STATE_DIR": str(LAYOUT.home / "agent" / "web"),
+        "LEAGUE_SERVICE_URLS": json.dumps({"logs": "https://127.0.0.1:9605"}),
+        "LEAGUE_CLIENT_ID": "agent", "LEAGUE_CLIENT_SECRET_FILE": str(LAYOUT.client_secret("agent")),
+        "LEAGUE_CA_FILE": str(LAYOUT.ca_file), "LEAGUE_OIDC_ISSUER": "https://127.0.0.1:9405"}
+    # this machine's agent follows theirs like any program of its own
+    owners = json.loads(programs["agent"].environment["LEAGUE_AGENT_PROGRAMS"])
+    assert owners["agent-db"] == {"service": "agent", "instance": "agent-db"}
+    # their ports are claimed, probed, given a leaf, and scraped under the host they follow
+    listens = [(item.port, item.owner) for item in plan.listens if item.owner.startswith("logs.agent")]
+    assert listens == [(9615, "logs.agent_port"), (9616, "logs.agent_port (agent-db)"),
+                       (9618, "logs.agent_port (agent-web)")]
+    probes = {p["name"]: p["probe"] for p in plan.snapshot["processes"]}
+    assert probes["agent-web"] == {"http": "https://127.0.0.1:9618/readyz", "ca": str(LAYOUT.ca_file)}
+    leaves = {c.name: c for c in plan.certificates}
+    assert (leaves["agent-web"].dns_names, leaves["agent-web"].ips) == (
+        ("agent", "agent-web", "localhost"), ("127.0.0.1",))
+    assert "agent-spare" not in leaves and "agent-spare" not in programs
+    agents = next(f for f in plan.files if f.path.name == "agent.json")
+    assert [(group["targets"], group["labels"]["host"]) for group in json.loads(agents.text)] == [
+        (["127.0.0.1:9615"], "local"), (["127.0.0.1:9616"], "db"), (["127.0.0.1:9618"], "web")]
+
+
+def test_an_ssh_hosts_agent_port_that_clashes_is_refused_naming_the_rule(write_catalog):
+    text = SSH_HOSTS.replace("port = 9600 ", "port = 9612 ")  # spare's agent, though it runs none yet
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(write_catalog(text))
+    [line] = refused.value.lines()
+    assert line.endswith(
+        "ecosystem.toml:87: logs.agent_port: port 9612 clashes with logs.port on host 'local' (hint: the "
+        "agents of the ssh hosts listen on agent_port + 1, + 2, ... in host name order: move agent_port "
+        "to a free range)"), line

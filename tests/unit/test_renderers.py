@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sevenleague.catalog import load_catalog
 from sevenleague.ecosystem import StateLayout, Tools, render_plan
@@ -108,14 +109,45 @@ def test_every_instance_haproxy_and_platform_process_is_a_target(two_services):
     assert_golden("two-services-ledger-targets.json", render_file_sd(jobs["ledger"]))
 
 
-def test_the_node_job_scrapes_this_machine_once_and_no_ssh_host(write_catalog):
-    text = MINIMAL_CATALOG.replace('[environments.dev]', (
-        '[hosts.other]\naddress = "127.0.0.2"\nnode_exporter_port = 9101\n\n'
-        '[hosts.far]\ndriver = "ssh"\naddress = "10.0.0.9"\n\n[environments.dev]'))
-    jobs = {job.name: job for job in scrape_jobs(load_catalog(write_catalog(text)))}
+SSH_HOSTS = MINIMAL_CATALOG.replace('[environments.dev]', (
+    '[hosts.other]\naddress = "127.0.0.2"\nnode_exporter_port = 9101\n\n'
+    '[hosts.far]\ndriver = "ssh"\naddress = "10.0.0.9"\n\n'
+    '[hosts.named]\ndriver = "ssh"\naddress = "db.example.org"\nnode_exporter_port = 9200\n\n'
+    '[environments.dev]'))
+
+
+def test_the_node_job_scrapes_this_machine_once_and_every_ssh_host_at_its_own_port(write_catalog):
+    catalog = load_catalog(write_catalog(SSH_HOSTS), port_offset=5)
+    jobs = {job.name: job for job in scrape_jobs(catalog)}
     assert [(t.address, t.labels) for t in jobs["node"].targets] == [
-        ("127.0.0.1:9100", {"host": "local", "component": "node"})]
-    assert [t.address for t in jobs["agent"].targets] == ["127.0.0.1:9610"]
+        ("127.0.0.1:9105", {"host": "local", "component": "node"}),  # "other" is this machine too
+        ("10.0.0.9:9100", {"host": "far", "component": "node"}),  # the offset stays here
+        ("db.example.org:9200", {"host": "named", "component": "node"})]
+    assert jobs["node"].audience is None  # an exporter: no token, only the CA
+    config = render_prometheus_yml(catalog, list(jobs.values()), LAYOUT.prometheus)
+    node = next(job for job in yaml.safe_load(config)["scrape_configs"] if job["job_name"] == "node")
+    assert node["scheme"] == "https"
+    assert node["tls_config"] == {"ca_file": str(LAYOUT.ca_file)}
+
+
+def test_without_a_local_host_the_node_job_still_scrapes_the_ssh_hosts(write_catalog):
+    text = SSH_HOSTS.replace('address = "127.0.0.1"', 'driver = "ssh"\naddress = "10.0.0.8"')
+    text = text.replace('address = "127.0.0.2"', 'driver = "ssh"\naddress = "10.0.0.7"')
+    jobs = {job.name: job for job in scrape_jobs(load_catalog(write_catalog(text)))}
+    assert [t.labels["host"] for t in jobs["node"].targets] == ["local", "other", "far", "named"]
+    assert "agent" not in jobs
+
+
+def test_each_ssh_hosts_exporter_gets_a_leaf_for_its_address(write_catalog):
+    requests = {r.name: r for r in render_plan(load_catalog(write_catalog(SSH_HOSTS)), LAYOUT, TOOLS)
+                .certificates}
+    assert {name for name in requests if name.startswith("node-exporter")} == {
+        "node-exporter", "node-exporter-far", "node-exporter-named"}
+    assert (requests["node-exporter-far"].dns_names, requests["node-exporter-far"].ips) == (
+        ("node-exporter-far", "localhost"), ("10.0.0.9", "127.0.0.1"))
+    assert requests["node-exporter-named"].dns_names == (
+        "node-exporter-named", "localhost", "db.example.org")
+    assert not requests["node-exporter-far"].edge
 
 
 def test_alertmanager_yml(demo):

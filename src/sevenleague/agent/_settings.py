@@ -25,6 +25,8 @@ LOG_DIR_ENV = "LEAGUE_AGENT_LOG_DIR"
 PROGRAMS_ENV = "LEAGUE_AGENT_PROGRAMS"
 STATE_DIR_ENV = "LEAGUE_AGENT_STATE_DIR"
 SUPERVISOR_SOCKET_ENV = "LEAGUE_AGENT_SUPERVISOR_SOCKET"
+JOURNAL_COMMAND_ENV = "LEAGUE_AGENT_JOURNAL_COMMAND"
+DEFAULT_JOURNAL_COMMAND = ("journalctl",)
 
 SourceKind = Literal["supervisord", "journal"]
 SOURCES: tuple[SourceKind, ...] = ("supervisord", "journal")
@@ -54,6 +56,8 @@ class AgentSettings:
     log_dir: Path | None = None
     programs: Mapping[str, ProgramLabels] = field(default_factory=dict)
     supervisor_socket: Path | None = None
+    # The argv that runs journalctl: itself on this host, or `ssh ... USER@HOST journalctl` for another.
+    journal_command: tuple[str, ...] = DEFAULT_JOURNAL_COMMAND
 
     @property
     def checkpoint(self) -> Path:
@@ -75,7 +79,8 @@ class AgentSettings:
         if source == "journal":
             socket = env.get(SUPERVISOR_SOCKET_ENV, "").strip()
             return cls(host=host, state_dir=state_dir, source="journal", programs=programs,
-                       supervisor_socket=_absolute(SUPERVISOR_SOCKET_ENV, socket) if socket else None)
+                       supervisor_socket=_absolute(SUPERVISOR_SOCKET_ENV, socket) if socket else None,
+                       journal_command=parse_journal_command(env.get(JOURNAL_COMMAND_ENV, "").strip()))
         log_dir = _absolute(LOG_DIR_ENV, _required(env, LOG_DIR_ENV, "supervisord's childlogdir"))
         if not log_dir.is_dir():
             raise AgentError(f"{LOG_DIR_ENV}={str(log_dir)!r} is not a directory",
@@ -113,6 +118,22 @@ def parse_programs(text: str) -> dict[str, ProgramLabels]:
             values.append(value)
         programs[program] = ProgramLabels(*values)
     return programs
+
+
+def parse_journal_command(text: str) -> tuple[str, ...]:
+    """`LEAGUE_AGENT_JOURNAL_COMMAND`: a JSON array, the argv that runs journalctl (default: journalctl)."""
+    if not text:
+        return DEFAULT_JOURNAL_COMMAND
+    hint = '["journalctl"], or ["ssh", "-p", "22", "root@h1.example.org", "journalctl"] for another host'
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise AgentError(f"{JOURNAL_COMMAND_ENV} is not JSON ({error.msg})", hint=hint) from None
+    if not isinstance(document, list) or not document or not all(
+            isinstance(part, str) and part and "\0" not in part for part in document):
+        raise AgentError(f"{JOURNAL_COMMAND_ENV} must be a JSON array of non-empty strings, "
+                         f"got {text[:80]!r}", hint=hint)
+    return tuple(document)
 
 
 def _required(env: Mapping[str, str], name: str, what: str) -> str:

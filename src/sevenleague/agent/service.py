@@ -5,7 +5,8 @@ as program `agent` (`python -m sevenleague.kit.serve sevenleague.agent.service:a
 lifespan reads the settings (a wrong one stops it at startup), loads the checkpoint and
 starts the pipeline (read, buffer, ship, checkpoint); shutting down ships what it can for
 a moment and writes the checkpoint. It follows supervisord's log files by default, or, with
-`LEAGUE_AGENT_SOURCE=journal`, the systemd journal of the host it runs on.
+`LEAGUE_AGENT_SOURCE=journal`, a systemd journal: the one of the host it runs on, or another
+host's over ssh (`LEAGUE_AGENT_JOURNAL_COMMAND`, how `league up` follows each ssh host).
 
 Its /metrics carries, besides the kit's, the agent's own counters and supervisord's view of
 every program (`sevenleague_process_up`, `sevenleague_process_start_time_seconds`).
@@ -95,7 +96,8 @@ def build_sources(settings: AgentSettings, checkpoint: Mapping[str, Any]) -> lis
                 start = JournalPosition.from_json(checkpoint[JOURNAL_KEY])
             except ValueError as error:
                 log.error("the journal's checkpoint is unusable (%s): starting at this boot", error)
-        return [JournalSource(settings.host, settings.programs, start).start()]
+        return [JournalSource(settings.host, settings.programs, start,
+                              command=settings.journal_command).start()]
     assert settings.log_dir is not None
     return [FileSource(origin_of(settings.host, program, settings.programs), follower)
             for program, follower in followers(settings.log_dir, settings.programs, checkpoint).items()]
@@ -148,9 +150,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     pipeline.start()
     watcher = asyncio.create_task(_watch_supervisor(settings.supervisor_socket)) \
         if settings.supervisor_socket is not None else None
+    source = settings.source if settings.source == "supervisord" else " ".join(settings.journal_command)
     log.info("shipping the logs of %s to %s (%s; checkpoint %s)",
              ", ".join(sorted(settings.programs)) or "the journal", calls.url_of(LOGS_SERVICE),
-             settings.source, checkpoint.path)
+             source, checkpoint.path)
     try:
         yield
     finally:

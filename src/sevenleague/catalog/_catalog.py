@@ -47,6 +47,18 @@ def machine_host(spec: CatalogSpec) -> str | None:
     return next((name for name, host in spec.hosts.items() if host.driver == "local"), None)
 
 
+def host_agent_ports(spec: CatalogSpec) -> dict[str, int]:
+    """The port of the log agent that follows each ssh host's journal, by host.
+
+    `league up` runs these agents on this machine (they read the host's journal over SSH,
+    so nothing of sevenleague runs there): the i-th ssh host in name order gets
+    `[logs] agent_port + 1 + i`, whether or not it runs an instance yet, so a host's port
+    does not move when instances come and go.
+    """
+    ssh_hosts = sorted(name for name, host in spec.hosts.items() if host.driver == "ssh")
+    return {name: spec.logs.agent_port + 1 + i for i, name in enumerate(ssh_hosts)}
+
+
 def plan_instances(name: str, spec: ServiceSpec, catalog: CatalogSpec) -> list[Instance]:
     """Instances of one service, spread over its hosts in turn (1 -> first host, 2 -> next...)."""
     instances = []
@@ -85,6 +97,15 @@ class Catalog:
     @property
     def machine_host(self) -> str | None:
         return machine_host(self.spec)
+
+    @property
+    def host_agents(self) -> dict[str, int]:
+        """The ssh hosts whose journal an agent on this machine follows, and its port: those that
+        run an instance, when there is a local host to run the agents on."""
+        if self.machine_host is None:
+            return {}
+        used = {instance.host for instance in self.instances}
+        return {host: port for host, port in host_agent_ports(self.spec).items() if host in used}
 
     def address_of(self, host: str) -> str:
         return self.spec.hosts[host].address

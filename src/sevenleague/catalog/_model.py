@@ -56,7 +56,7 @@ class HostSpec(_Section):
         9100,
         description="Port of the host's Prometheus node exporter (CPU, memory, disks, network). "
                     "`league up` runs one, over HTTPS, on the first host with driver \"local\"; "
-                    "an ssh host's is not scraped yet (its packaged exporter serves plain HTTP).")
+                    "the deploy service makes each ssh host's packaged one serve HTTPS on this port.")
 
 
 class EnvironmentSpec(_Section):
@@ -126,7 +126,9 @@ class LogsSpec(_Section):
     agent_port: Port = Field(
         9610,
         description="Port of the log agent's health and metrics; the agent runs on the first host with "
-                    "driver \"local\" and ships every program's log lines to the logs service.")
+                    "driver \"local\" and ships every program's log lines to the logs service. Each ssh "
+                    "host's journal is followed over SSH by an agent of its own on that same machine, "
+                    "listening on `agent_port + 1 + i` for the i-th ssh host in name order (0 first).")
     retention: Duration = Field(7 * 86400.0, description='How long a record is kept, e.g. "7d".')
     max_size: Size = Field(
         1024**3, ge=1024**2,

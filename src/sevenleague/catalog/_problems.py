@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import LeagueError
-from ._catalog import RESERVED_NAMES, instance_ports, machine_host
+from ._catalog import RESERVED_NAMES, host_agent_ports, instance_ports, machine_host
 from ._model import NAME_RULE, CatalogSpec
 
 
@@ -338,6 +338,14 @@ def port_problems(spec: CatalogSpec, text: str) -> list[Problem]:
         claim(machine, spec.logs.agent_port, "logs.agent_port", ("logs", "agent_port"), "pick a free port")
         claim(machine, spec.hosts[machine].node_exporter_port, f"hosts.{machine}.node_exporter_port",
               ("hosts", machine, "node_exporter_port"), "pick a free port")
+        for host, port in host_agent_ports(spec).items():  # and one agent per ssh host, next to it
+            claim(machine, port, f"logs.agent_port (the agent of ssh host {host} on {port})",
+                  ("logs", "agent_port"), "the agents of the ssh hosts listen on agent_port + 1, + 2, ... "
+                  "in host name order: move agent_port to a free range")
+    for name, host_spec in spec.hosts.items():  # an ssh host's packaged exporter, beside its instances
+        if host_spec.driver == "ssh":
+            claim(name, host_spec.node_exporter_port, f"hosts.{name}.node_exporter_port",
+                  ("hosts", name, "node_exporter_port"), "pick a port no instance on that host uses")
     for name, service in spec.services.items():
         for i, port in enumerate(instance_ports(service)):
             host = service.hosts[i % len(service.hosts)]
@@ -353,7 +361,8 @@ def offset_problems(spec: CatalogSpec, offset: int) -> list[Problem]:
     highest = max(
         [spec.edge.port, spec.edge.stats_port, spec.edge.http_port or 0, spec.prometheus.port,
          spec.alertmanager.port, spec.builds.port,
-         spec.identity.port, spec.deploy.port, spec.logs.port, spec.logs.agent_port]
+         spec.identity.port, spec.deploy.port, spec.logs.port, spec.logs.agent_port,
+         *host_agent_ports(spec).values()]
         + [h.node_exporter_port for h in spec.hosts.values() if h.driver == "local"]
         + [max(instance_ports(s)) for s in spec.services.values()]
     )

@@ -137,8 +137,8 @@ def render_reference(example: str) -> str:
         "- No two things listen on the same port of the same host; instance N of a service",
         "  listens on `port + N - 1`.",
         "- `LEAGUE_PORT_OFFSET` is added to every port, so a second eco-system can run beside",
-        "  the first (but not to an ssh host's `node_exporter_port`: its packaged exporter",
-        "  listens where it listens).",
+        "  the first (but not to an ssh host's `node_exporter_port`: an ssh host is another",
+        "  machine, with ports of its own).",
         "",
     ]
     for title, key in SECTIONS:

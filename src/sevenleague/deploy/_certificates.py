@@ -6,6 +6,11 @@ service, which already reaches those hosts, copies each deployed instance's bund
 over whenever it differs (the copy is idempotent: a hash is compared first), on a
 timer well inside the certificates' life and on demand (`POST /api/certificates`).
 The kit re-reads a bundle that changed, so no instance restarts for it.
+
+Each ssh host's node exporter gets its own leaf (`node-exporter-HOST`) the same way, in
+the same rounds (`enrol_node_exporters`): the deploy service installs and configures the
+exporter there too, because it is the one part of the eco-system that already holds the
+hosts' SSH keys. The exporter, like the kit, reads its files again for every handshake.
 """
 
 from __future__ import annotations
@@ -61,3 +66,37 @@ async def push_certificates(ctx: Any, versions: Mapping[str, Mapping[str, Any]])
 
     await asyncio.gather(*(one(name) for name, spec in catalog.spec.hosts.items() if spec.driver == "ssh"))
     return copied
+
+
+async def enrol_node_exporters(ctx: Any) -> dict[str, list[str]]:
+    """Every ssh host's node exporter installed and serving HTTPS with its current leaf; what each did
+    (`SshDriver.ensure_node_exporter`'s words, or "failed: REASON").
+
+    A host that cannot be reached, or has no package and no mirror to fetch it from, is
+    logged with the reason and left for the next round; the others go on.
+    """
+    from ..ecosystem._plan import node_exporter_certificate
+    from ._ssh import SshDriver
+
+    catalog = ctx.catalog
+    done: dict[str, list[str]] = {}
+
+    async def one(host: str) -> None:
+        bundle_file = ctx.layout.tls_bundle(node_exporter_certificate(host))
+        if not bundle_file.is_file():
+            log.warning("node exporter of %s: no certificate at %s yet (`league up` issues it)", host,
+                        bundle_file)
+            return
+        driver = SshDriver(host, catalog.spec.hosts[host], ctx)
+        try:
+            done[host] = await driver.ensure_node_exporter(bundle_file.read_bytes())
+            if done[host]:
+                log.info("node exporter of %s: %s", host, ", ".join(done[host]))
+        except LeagueError as error:
+            done[host] = [f"failed: {error.message}"]
+            log.warning("node exporter of %s: %s", host, " ".join(error.lines()))
+        finally:
+            await driver.close()
+
+    await asyncio.gather(*(one(name) for name, spec in catalog.spec.hosts.items() if spec.driver == "ssh"))
+    return done

@@ -19,18 +19,24 @@ eco-system and the host, not on the app's version:
   two EnvironmentFile= lines after the unit's own `/etc/default/PACKAGE`, and systemd
   lets a later file's assignment win. `/etc/default/PACKAGE` is left to the admin: it
   is a conffile, and rewriting it would make dpkg ask on every upgrade.
+- **The host's node exporter** (Debian's prometheus-node-exporter): HTTPS only, with a
+  certificate of the eco-system's CA, on the catalog's `node_exporter_port`. Its ARGS
+  come the same way as an instance's settings, from a file a drop-in names after the
+  package's `/etc/default/prometheus-node-exporter` (also a conffile, left alone).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..build._apt_repo import render_sources_stanza
 from ..build._deb_files import check_package_name, check_system_user
 from ..catalog._model import NAME_PATTERN, NAME_RULE
 from ..errors import UsageError
+from ..telemetry import ServerTls, render_web_config
 
 # --- paths and names ---------------------------------------------------------------------
 
@@ -51,6 +57,16 @@ TLS_BUNDLE_ENV = "LEAGUE_TLS_BUNDLE"
 INSTANCE_ENV = "LEAGUE_INSTANCE"
 LISTEN_ENV = "LISTEN"  # the unit's ExecStart reads --host ${LISTEN}
 RESERVED = frozenset({LISTEN_ENV, TLS_BUNDLE_ENV, INSTANCE_ENV})
+
+# The node exporter as Debian packages it: its unit runs as the package's own user.
+NODE_EXPORTER_PACKAGE = "prometheus-node-exporter"
+NODE_EXPORTER_UNIT = f"{NODE_EXPORTER_PACKAGE}.service"
+NODE_EXPORTER_USER = "prometheus"
+NODE_EXPORTER_DIR = f"{CONFIG_DIR}/node-exporter"
+NODE_EXPORTER_WEB_CONFIG = f"{NODE_EXPORTER_DIR}/web.yml"
+NODE_EXPORTER_ENV = f"{NODE_EXPORTER_DIR}/node-exporter.env"
+NODE_EXPORTER_BUNDLE = f"{TLS_DIR}/node-exporter.pem"
+NODE_EXPORTER_DROP_IN = f"/etc/systemd/system/{NODE_EXPORTER_UNIT}.d/{DROP_IN_NAME}"
 
 MODE_PUBLIC = 0o644
 MODE_GROUP_READ = 0o640
@@ -276,3 +292,54 @@ def instance_files(package: str, system_user: str, service: str, listen: str, en
     for name, port, bundle in instances:
         files += _instance_files(package, service, system_user, name, port, bundle)
     return files
+
+
+# --- the node exporter -----------------------------------------------------------------------
+
+
+def render_node_exporter_web_config() -> str:
+    """exporter-toolkit's web config, as the local exporter's: HTTPS only, TLS 1.2 at least.
+
+    One file serves as both `cert_file` and `key_file`: the bundle holds the key and the
+    chain, and Go's `tls.LoadX509KeyPair` takes the CERTIFICATE blocks of the one and the
+    PRIVATE KEY block of the other, skipping the rest. The exporter reads them again for
+    every handshake, so a renewed bundle is served from the next connection on.
+    """
+    bundle = Path(NODE_EXPORTER_BUNDLE)
+    return render_web_config(ServerTls(web_config=Path(NODE_EXPORTER_WEB_CONFIG), certificate=bundle,
+                                       key=bundle))
+
+
+def node_exporter_args(port: int) -> str:
+    """The exporter's command line: every address of the host (the catalog's address may be a
+    name or a NAT'd one the host does not have), and the systemd collector, named so it stays
+    on whatever a later package's default (it is Debian's default today)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= _PORT_MAX:
+        raise UsageError(f"node exporter port {port!r} is not a TCP port", hint="use 1 to 65535")
+    return f"--web.listen-address=:{port} --web.config.file={NODE_EXPORTER_WEB_CONFIG} --collector.systemd"
+
+
+def render_node_exporter_drop_in() -> str:
+    return ("# Added by sevenleague: the node exporter serves HTTPS only, with a certificate of the\n"
+            "# eco-system's CA. systemd reads EnvironmentFile= in order, after the unit's own\n"
+            f"# /etc/default/{NODE_EXPORTER_PACKAGE}, and a later assignment wins: ARGS comes from here.\n"
+            "[Service]\n"
+            f"EnvironmentFile={NODE_EXPORTER_ENV}\n")
+
+
+def node_exporter_files(port: int, bundle: bytes) -> list[HostFile]:
+    """The drop-in, the ARGS it names, the web config, and the exporter's key with its chain.
+
+    Only the bundle is secret: 0640, group of the package's user, which the unit runs as
+    (the package must be installed first, or the group does not exist).
+    """
+    _check_bundle("the node exporter", bundle)
+    header = (f"# The node exporter's arguments, written by the eco-system's deploy service. They win\n"
+              f"# over /etc/default/{NODE_EXPORTER_PACKAGE}: the unit's drop-in reads this file after it.\n")
+    return [
+        HostFile(NODE_EXPORTER_DROP_IN, render_node_exporter_drop_in().encode(), MODE_PUBLIC),
+        HostFile(NODE_EXPORTER_ENV, _environment_file(header, {"ARGS": node_exporter_args(port)}),
+                 MODE_PUBLIC),
+        HostFile(NODE_EXPORTER_WEB_CONFIG, render_node_exporter_web_config().encode(), MODE_PUBLIC),
+        HostFile(NODE_EXPORTER_BUNDLE, bundle, MODE_GROUP_READ, group=NODE_EXPORTER_USER),
+    ]

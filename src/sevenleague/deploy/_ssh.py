@@ -9,6 +9,10 @@ installed: the postinst keeps the venvs of the last 3 versions, so going back co
 pip), writes the instance's settings and certificate, and restarts its unit
 `PACKAGE@PORT`. Rolling back is the same `dpkg -i` of a kept .deb: neither the build
 service nor the network is needed.
+
+`ensure_node_exporter` makes the host's own node exporter (Debian's package) serve HTTPS
+with its certificate; the deploy service runs it for every ssh host at its start and on
+its certificate timer (`_certificates.enrol_node_exporters`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from typing import TYPE_CHECKING
 from ..build._deb_files import default_system_user
 from ..catalog import HostSpec, Instance
 from ..hosts import HostError
-from ._host_files import CA_PATH, HostFile, apt_source_files, instance_files
+from ._host_files import (
+    CA_PATH,
+    NODE_EXPORTER_BUNDLE,
+    NODE_EXPORTER_PACKAGE,
+    NODE_EXPORTER_UNIT,
+    HostFile,
+    apt_source_files,
+    instance_files,
+    node_exporter_files,
+)
 from ._local import fetch
 
 if TYPE_CHECKING:
@@ -45,6 +58,19 @@ systemctl enable --quiet "$unit"
 systemctl restart "$unit"
 """
 KEYRING_NAME = "league-archive-keyring.gpg"
+# The exporter's systemd collector asks systemd over the system bus: dbus comes with it
+# (Debian only recommends it, and the driver installs without recommends).
+NODE_EXPORTER_PACKAGES = (NODE_EXPORTER_PACKAGE, "dbus")
+# One round trip: reload the units if the drop-in changed, restart the exporter if its
+# settings changed or it does not run; prints "restarted" when it did.
+NODE_EXPORTER_SCRIPT = """
+unit=$1
+if [ -n "$2" ]; then systemctl daemon-reload; fi
+systemctl enable --quiet "$unit"
+if [ -n "$2" ] || ! systemctl is-active --quiet "$unit"; then
+    systemctl restart "$unit" && echo restarted
+fi
+"""
 
 
 def deb_pattern(package: str, version: str) -> str:
@@ -128,6 +154,56 @@ class SshDriver:
                        "DRAIN_SECONDS": f"{drain_seconds(health.interval, health.fall):g}"}
         return instance_files(package, default_system_user(package), instance.service, "0.0.0.0",
                               environment, [(instance.name, instance.port, bundle)])
+
+    async def ensure_node_exporter(self, bundle: bytes) -> list[str]:
+        """The host's exporter installed, serving HTTPS with `bundle` on its `node_exporter_port`.
+
+        What it did, in order: "installed", "configured", "certificate", "restarted" (empty
+        when the host was already so). A renewed bundle alone needs no restart: the exporter
+        reads it again for every handshake.
+        """
+        done = []
+        listed = await self.host.run(["dpkg-query", "-W", "-f=${Package}\t${Status}\n", "--",
+                                      *NODE_EXPORTER_PACKAGES], check=False)  # exits 1 if one is unknown
+        installed = {line.split("\t")[0] for line in listed.stdout.splitlines()
+                     if line.endswith("\tinstall ok installed")}
+        missing = [package for package in NODE_EXPORTER_PACKAGES if package not in installed]
+        if missing:
+            await self._install_from_host_sources(missing)
+            done.append("installed")
+        files = node_exporter_files(self.spec.node_exporter_port, bundle)
+        settings = [file for file in files if file.path != NODE_EXPORTER_BUNDLE]
+        configured = await self._put(settings)
+        if configured:
+            done.append("configured")
+        if await self._put([file for file in files if file.path == NODE_EXPORTER_BUNDLE]):
+            done.append("certificate")
+        restart = await self.host.run(["sh", "-c", NODE_EXPORTER_SCRIPT, "node-exporter", NODE_EXPORTER_UNIT,
+                                       "1" if configured else ""])
+        if "restarted" in restart.stdout:
+            done.append("restarted")
+        return done
+
+    async def _install_from_host_sources(self, packages: list[str]) -> None:
+        """`apt-get install` from the host's own Debian mirror; its lists refreshed once if that fails."""
+        from ..hosts.ssh import APT_INSTALL_OPTIONS, NONINTERACTIVE
+
+        install = ["apt-get", "install", *APT_INSTALL_OPTIONS, *packages]
+        try:
+            await self.host.run(install, env=NONINTERACTIVE, timeout=600)
+            return
+        except HostError:
+            pass  # stale or missing package lists, most often
+        try:
+            await self.host.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=120"],
+                                env=NONINTERACTIVE, timeout=600, check=False)
+            await self.host.run(install, env=NONINTERACTIVE, timeout=600)
+        except HostError as error:
+            raise HostError(f"{self.name}: {' and '.join(packages)} not installed, and apt cannot install "
+                            f"them: {error.message}",
+                            hint=f"give {self.name} a Debian mirror in its apt sources, or install "
+                                 f"{' '.join(packages)} there; its machine metrics are missing until then"
+                            ) from None
 
     async def prune(self, package: str, keep: int, in_use: set[str]) -> list[str]:
         """Keep the newest `keep` .debs (and any in use); the postinst already prunes venvs the same way."""

@@ -29,12 +29,13 @@ from .. import __version__, kit
 from ..catalog._model import NAME_PATTERN
 from ..errors import LeagueError
 from ..kit.api import API_EXCEPTION_HANDLERS, api_schemas, openapi_route, problem
-from ._certificates import LONGEST_INTERVAL, push_certificates, sync_interval
+from ._certificates import LONGEST_INTERVAL, enrol_node_exporters, push_certificates, sync_interval
 from ._deployer import Conflict, Deployer, GatesFailed, NotFound
 from ._store import DeployStore, LockHeld
 
 HOME_ENV = "LEAGUE_HOME"
 VERSION_PATTERN = r"^[0-9][A-Za-z0-9.+~:-]{0,126}$"
+SNAPSHOT_POLL = 2.0  # seconds between looks at the snapshot `league up` writes
 
 schemas = api_schemas("sevenleague deploy", __version__)
 log = logging.getLogger("sevenleague.deploy")
@@ -312,35 +313,53 @@ async def list_locks(request: Request) -> Response:
 
 async def sync_certificates(request: Request) -> Response:
     """
-    summary: Copy renewed certificates to the instances on ssh hosts now (a timer does it too).
+    summary: Copy renewed certificates to the ssh hosts and enrol their node exporters now (a timer does too).
     responses:
-      200: {description: "{copied: {host: [instance, ...]}}"}
+      200: {description: "{copied: {host: [instance, ...]}, node_exporters: {host: [what was done, ...]}}"}
       503: {description: the eco-system's snapshot cannot be read}
     """
     try:
-        copied = await _push_certificates()
+        copied, exporters = await _carry_to_hosts(state.deployer.context())
     except LeagueError as error:
         return problem(503, error.message, error.hint or "")
-    return JSONResponse({"copied": copied})
+    return JSONResponse({"copied": copied, "node_exporters": exporters})
 
 
-async def _push_certificates() -> dict[str, list[str]]:
+async def _carry_to_hosts(ctx: Any) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """One round: renewed leaves to the instances on ssh hosts, and each ssh host's node exporter."""
     versions = {row["instance"]: row for row in state.store.all_versions()}
-    return await push_certificates(state.deployer.context(), versions)
+    copied, exporters = await asyncio.gather(push_certificates(ctx, versions), enrol_node_exporters(ctx))
+    return copied, exporters
+
+
+def _snapshot_stamp() -> int | None:
+    try:
+        return state.deployer.layout.snapshot.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 async def _keep_certificates_fresh() -> None:
-    """The timer behind `sync_certificates`: a failed round is logged and the next one tries again."""
+    """The timer behind `sync_certificates`: a round as soon as `league up` has written the
+    snapshot (after it started this service, so not at once), again whenever `league up`
+    changes it (a host added), and every `sync_interval` in between. A failed round is logged
+    and the next one tries again."""
+    seen: int | None = None
+    due = 0.0
     while True:
-        try:
-            lifetime = state.deployer.context().catalog.spec.pki.leaf_lifetime
-        except LeagueError:
-            lifetime = LONGEST_INTERVAL * 6
-        await asyncio.sleep(sync_interval(lifetime))
-        try:
-            await _push_certificates()
-        except Exception:  # the loop must outlive any one round
-            log.exception("copying renewed certificates failed")
+        stamp = _snapshot_stamp()
+        if stamp is not None and (stamp != seen or time.monotonic() >= due):
+            seen, lifetime = stamp, LONGEST_INTERVAL * 6
+            try:
+                ctx = state.deployer.context()
+                lifetime = ctx.catalog.spec.pki.leaf_lifetime
+                await _carry_to_hosts(ctx)
+            except LeagueError as error:
+                log.warning("carrying certificates to the hosts failed: %s", " ".join(error.lines()))
+            except Exception:  # the loop must outlive any one round
+                log.exception("carrying certificates to the hosts failed")
+            due = time.monotonic() + sync_interval(lifetime)
+        await asyncio.sleep(SNAPSHOT_POLL)
 
 
 async def _find_build(service: str, version: str) -> Mapping[str, Any] | None:

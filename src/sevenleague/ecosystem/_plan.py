@@ -209,18 +209,20 @@ def builds_url(catalog: Catalog) -> str:
 
 
 def platform_service(name: str, app: str, address: str, port: int, layout: StateLayout, tools: Tools,
-                     environment: dict[str, str]) -> Program:
+                     environment: dict[str, str], *, service: str = "", instance: str = "") -> Program:
     """A platform service is a kit app like any other, one instance, its data under the state directory.
 
     Like an instance it serves HTTPS only, with its own leaf, and checks tokens from the
-    identity service (`environment` brings `LEAGUE_OIDC_ISSUER`).
+    identity service (`environment` brings `LEAGUE_OIDC_ISSUER`). Program and leaf are
+    `name`; the service is `name` too and the instance `name-1`, unless given.
     """
+    service, instance = service or name, instance or f"{name}-1"
     return Program(
         name=name,
         argv=(str(tools.python), "-m", "sevenleague.kit.serve", app, "--host", address, "--port", str(port),
               "--drain-seconds", "0", "--graceful-seconds", "5",
-              "--service", name, "--instance", f"{name}-1", "--tls-bundle", str(layout.tls_bundle(name))),
-        environment={"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": name, "LEAGUE_INSTANCE": f"{name}-1",
+              "--service", service, "--instance", instance, "--tls-bundle", str(layout.tls_bundle(name))),
+        environment={"LEAGUE_HOME": str(layout.home), "LEAGUE_SERVICE": service, "LEAGUE_INSTANCE": instance,
                      **environment},
         stop_timeout=20,
     )
@@ -280,6 +282,14 @@ def program_owners(programs: list[Program]) -> dict[str, dict[str, str]]:
     return owners
 
 
+def shipping_environment(catalog: Catalog, layout: StateLayout) -> dict[str, str]:
+    """What every log agent needs to ship: the logs service's URL and the `agent` account."""
+    return {SERVICE_URLS_ENV: json.dumps({"logs": logs_url(catalog)}),
+            CLIENT_ID_ENV: AGENT_CLIENT,
+            CLIENT_SECRET_FILE_ENV: str(layout.client_secret(AGENT_CLIENT)),
+            **trust_environment(catalog, layout)}
+
+
 def agent_program(catalog: Catalog, layout: StateLayout, tools: Tools, machine: str,
                   others: list[Program]) -> Program:
     """The log agent of this machine: it follows every program's log in supervisord's log directory
@@ -297,11 +307,74 @@ def agent_program(catalog: Catalog, layout: StateLayout, tools: Tools, machine: 
         "LEAGUE_AGENT_PROGRAMS": json.dumps(program_owners([*others, agent]), sort_keys=True),
         "LEAGUE_AGENT_STATE_DIR": str(layout.agent),
         "LEAGUE_AGENT_SUPERVISOR_SOCKET": str(layout.supervisor_socket),
-        SERVICE_URLS_ENV: json.dumps({"logs": logs_url(catalog)}),
-        CLIENT_ID_ENV: AGENT_CLIENT,
-        CLIENT_SECRET_FILE_ENV: str(layout.client_secret(AGENT_CLIENT)),
-        **trust_environment(catalog, layout),
+        **shipping_environment(catalog, layout),
     })
+
+
+def host_agent_name(host: str) -> str:
+    """The program, instance and leaf of the agent that follows ssh host `host`'s journal."""
+    return f"{AGENT_CLIENT}-{host}"
+
+
+def _ssh_option_path(path: Path) -> str:
+    """A file as the value of an `ssh -o` option: `%` starts a token there, a space separates values."""
+    text = str(path).replace("%", "%%")
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+def ssh_journal_command(catalog: Catalog, host: str) -> list[str]:
+    """OpenSSH's client running journalctl on ssh host `host`, logged in as the ssh driver does.
+
+    The host's user, port, key and known_hosts (the files relative to the catalog's
+    folder); never a question (BatchMode), never a host key it does not know
+    (StrictHostKeyChecking), and a dead connection noticed within 30 s (three unanswered
+    keep-alives 10 s apart), after which the agent connects again.
+    """
+    spec = catalog.spec.hosts[host]
+    base = catalog.source.parent
+    argv = ["ssh"]
+    if spec.ssh_key:
+        argv += ["-o", f"IdentityFile={_ssh_option_path((base / spec.ssh_key).absolute())}",
+                 "-o", "IdentitiesOnly=yes"]
+    if spec.known_hosts:
+        argv += ["-o", f"UserKnownHostsFile={_ssh_option_path((base / spec.known_hosts).absolute())}"]
+    return [*argv, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+            "-o", "ServerAliveInterval=10", "-p", str(spec.ssh_port), f"{spec.ssh_user}@{spec.address}",
+            "journalctl"]
+
+
+def host_units(catalog: Catalog, host: str) -> dict[str, dict[str, str]]:
+    """Whose lines each instance unit of an ssh host logs: `PACKAGE@PORT` -> its service and instance."""
+    return {f"{catalog.package_of(i.service)}@{i.port}": {"service": i.service, "instance": i.name}
+            for i in catalog.instances if i.host == host}
+
+
+def host_agent_programs(catalog: Catalog, layout: StateLayout, tools: Tools) -> list[Program]:
+    """One log agent per ssh host that runs instances, here on this machine, following that host's
+    journal over SSH (the instances' units only) with a checkpoint of its own.
+
+    Nothing of sevenleague needs installing on the host. Each listens next to this machine's
+    agent (`[logs] agent_port + 1 + i`) for its /readyz and /metrics, which say nothing
+    about SSH: the agent is ready while the host is down, and reconnects by itself.
+    """
+    machine = catalog.machine_host
+    if machine is None:
+        return []
+    programs = []
+    for host, port in catalog.host_agents.items():
+        name = host_agent_name(host)
+        agent = platform_service(name, "sevenleague.agent.service:app", catalog.address_of(machine), port,
+                                 layout, tools, {}, service=AGENT_CLIENT, instance=name)
+        programs.append(replace(agent, environment={
+            **agent.environment,
+            "LEAGUE_AGENT_HOST": host,
+            "LEAGUE_AGENT_SOURCE": "journal",
+            "LEAGUE_AGENT_JOURNAL_COMMAND": json.dumps(ssh_journal_command(catalog, host)),
+            "LEAGUE_AGENT_PROGRAMS": json.dumps(host_units(catalog, host), sort_keys=True),
+            "LEAGUE_AGENT_STATE_DIR": str(layout.agent / host),
+            **shipping_environment(catalog, layout),
+        }))
+    return programs
 
 
 def node_exporter_program(catalog: Catalog, layout: StateLayout, tools: Tools, machine: str) -> Program:
@@ -326,9 +399,11 @@ def render_snapshot(catalog: Catalog, layout: StateLayout) -> dict[str, Any]:
         exporter_port = spec.hosts[machine].node_exporter_port
         machine_endpoints = {"agent": _url(address, spec.logs.agent_port, ""),
                              "node_exporter": _url(address, exporter_port)}
+        agents = {"agent": spec.logs.agent_port,  # this machine's, then one per ssh host (not SSH-bound)
+                  **{host_agent_name(host): port for host, port in catalog.host_agents.items()}}
         on_machine = [
-            {"name": "agent", "port": spec.logs.agent_port,
-             "probe": {"http": _url(address, spec.logs.agent_port, "/readyz"), "ca": ca}},
+            *({"name": name, "port": port, "probe": {"http": _url(address, port, "/readyz"), "ca": ca}}
+              for name, port in agents.items()),
             # its root page: /metrics would make a status probe run every collector
             {"name": "node-exporter", "port": exporter_port,
              "probe": {"http": _url(address, exporter_port), "ca": ca}},
@@ -386,6 +461,8 @@ def plan_listens(catalog: Catalog) -> list[Listen]:
     machine = catalog.machine_host
     on_machine = [] if machine is None else [
         Listen(catalog.address_of(machine), spec.logs.agent_port, "logs.agent_port"),
+        *(Listen(catalog.address_of(machine), port, f"logs.agent_port ({host_agent_name(host)})")
+          for host, port in catalog.host_agents.items()),
         Listen(catalog.address_of(machine), spec.hosts[machine].node_exporter_port,
                f"hosts.{machine}.node_exporter_port"),
     ]
@@ -414,8 +491,14 @@ def _address_names(address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return (), (address,)
 
 
+def node_exporter_certificate(host: str) -> str:
+    """The leaf of an ssh host's node exporter (this machine's is plain `node-exporter`)."""
+    return f"node-exporter-{host}"
+
+
 def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
-    """One leaf per instance and platform service, named as the catalog names them, and the edge's."""
+    """One leaf per instance and platform service, named as the catalog names them, the edge's, and
+    one per ssh host's node exporter (the deploy service carries it there)."""
     spec = catalog.spec
 
     def request(name: str, host: str, *aliases: str, edge: bool = False) -> CertificateRequest:
@@ -435,6 +518,10 @@ def certificate_requests(catalog: Catalog) -> list[CertificateRequest]:
     ]
     if catalog.machine_host is not None:
         requests += [request("agent", catalog.machine_host), request("node-exporter", catalog.machine_host)]
+        requests += [request(host_agent_name(host), catalog.machine_host, AGENT_CLIENT)
+                     for host in catalog.host_agents]
+    requests += [request(node_exporter_certificate(name), name) for name, host in spec.hosts.items()
+                 if host.driver == "ssh"]
     requests += [request(i.name, i.host, i.service) for i in catalog.instances]
     return requests
 
@@ -473,6 +560,7 @@ def render_plan(catalog: Catalog, layout: StateLayout, tools: Tools,
     if machine is not None:
         files.append(RenderedFile(layout.node_exporter.web_config, render_web_config(layout.node_exporter)))
         platform.append(node_exporter_program(catalog, layout, tools, machine))
+        platform += host_agent_programs(catalog, layout, tools)
         platform.append(agent_program(catalog, layout, tools, machine, platform + instances))
     listens = plan_listens(catalog)
     snapshot = render_snapshot(catalog, layout)

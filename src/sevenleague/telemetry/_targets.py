@@ -1,4 +1,4 @@
-"""What Prometheus scrapes: every instance, HAProxy, the platform processes and the machine.
+"""What Prometheus scrapes: every instance, HAProxy, the platform processes and every host.
 
 Targets live in file_sd files, one per job, rather than inline in prometheus.yml:
 Prometheus picks up a changed file by itself, so adding an instance never needs a
@@ -49,11 +49,14 @@ def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
         platform("haproxy", spec.edge.host, spec.edge.stats_port),
     ]
     machine = catalog.machine_host
-    if machine is not None:
-        # The node exporter `league up` runs for this machine. An ssh host is left out: its
-        # packaged exporter serves plain HTTP, and nothing in the eco-system talks plain HTTP
-        # to anything (it joins this job once ssh hosts get a leaf for their exporter).
-        jobs.append(platform("node", machine, spec.hosts[machine].node_exporter_port))
+    # The node exporter `league up` runs for this machine (once, however many local hosts name
+    # it), and each ssh host's own, which the deploy service makes serve HTTPS there.
+    exporters = [*([machine] if machine is not None else []),
+                 *(name for name, host in spec.hosts.items() if host.driver == "ssh")]
+    if exporters:
+        jobs.append(ScrapeJob("node", tuple(
+            Target(f"{catalog.address_of(name)}:{spec.hosts[name].node_exporter_port}",
+                   {"host": name, "component": "node"}) for name in exporters)))
     jobs += [
         platform("builds", spec.builds.host, spec.builds.port, kit=True),
         platform("identity", spec.identity.host, spec.identity.port, kit=True),
@@ -61,7 +64,13 @@ def scrape_jobs(catalog: Catalog) -> list[ScrapeJob]:
         platform("logs", spec.logs.host, spec.logs.port, kit=True),
     ]
     if machine is not None:
-        jobs.append(platform("agent", machine, spec.logs.agent_port, kit=True, honor_labels=True))
+        # This machine's agent, and the one per ssh host that runs here too but follows (and is
+        # labelled with) that host.
+        agents = {machine: spec.logs.agent_port, **catalog.host_agents}
+        address = catalog.address_of(machine)
+        jobs.append(ScrapeJob("agent", tuple(Target(f"{address}:{port}", {"host": host, "component": "agent"})
+                                             for host, port in agents.items()),
+                              audience="agent", honor_labels=True))
     for service in spec.services:
         targets = tuple(
             Target(f"{i.address}:{i.port}", {"host": i.host, "service": i.service, "instance_name": i.name})

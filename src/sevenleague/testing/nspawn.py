@@ -48,9 +48,12 @@ from typing import Any
 from ..hosts import pid_alive
 
 SUITE = "bookworm"
+# prometheus-node-exporter: the deploy service installs it on a host that lacks it, from the
+# host's own Debian mirror; the test hosts have no mirror, so it comes with the tree (the
+# cache key names every package, so adding one builds a new tree).
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv", "python3-pip-whl",
-    "adduser", "ca-certificates", "iproute2", "gpg", "curl",
+    "adduser", "ca-certificates", "iproute2", "gpg", "curl", "prometheus-node-exporter",
 )
 # Bump when `_set_up_tree` changes what it does: the cache key includes it, so a new build follows.
 SETUP_VERSION = 1
