@@ -50,10 +50,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def free_port_offset(ports: Iterable[int], *, low: int = 20000, high: int = 55000,
+def ephemeral_port_floor() -> int:
+    """The lowest port the kernel hands out for outgoing connections (Linux's default: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_offset(ports: Iterable[int], *, low: int = 10000, high: int | None = None,
                      tries: int = 200) -> int:
-    """An offset that moves every one of `ports` onto a free port (for LEAGUE_PORT_OFFSET)."""
+    """An offset that moves every one of `ports` onto a free port (for LEAGUE_PORT_OFFSET).
+
+    Every moved port stays below the kernel's ephemeral range: a port free now in that
+    range can be taken a moment later as the source port of any outgoing connection
+    (an SSH session, a scrape), and the program meant to listen there then fails to bind.
+    """
     ports = list(ports)
+    high = ephemeral_port_floor() if high is None else high
+    if high - max(ports) <= low:
+        raise RuntimeError(f"no room below port {high} to move ports up to {max(ports)} by {low} or more")
     for _ in range(tries):
         offset = random.randrange(low, high - max(ports), 10)  # noqa: S311 - not security
         if all(port_free(p + offset) for p in ports):
