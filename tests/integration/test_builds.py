@@ -40,8 +40,12 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "Ada Builder", "GIT_AUTHOR_EMAIL": "ada@example.or
 @pytest.fixture(scope="module")
 def eco(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEcosystem]:
     directory = tmp_path_factory.mktemp("builds-eco")
-    running = start_ecosystem(fast_scrape_catalog(directory),
-                              extra_env={"LEAGUE_BUILD_CACHE": str(BUILD_CACHE)})
+    catalog = fast_scrape_catalog(directory)
+    # The same code built twice may measure a third slower on a machine busy with other
+    # tests; the regression this module pushes (2 ms of sleep per request) costs far more
+    # than half. A gate at 50% tells them apart on any machine.
+    catalog.write_text(catalog.read_text().replace("perf_regression = 0.15", "perf_regression = 0.5"))
+    running = start_ecosystem(catalog, extra_env={"LEAGUE_BUILD_CACHE": str(BUILD_CACHE)})
     running.login()  # `league build` and `league builds` act as the signed-in user
     yield running
     left = running.stop()
