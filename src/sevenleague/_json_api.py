@@ -49,18 +49,17 @@ class JsonApi:
         """A service-specific error for an answer that is not 2xx, or None for the generic one."""
         return None
 
-    def _call(self, method: str, path: str,
-              body: dict[str, Any] | None = None) -> tuple[bytes, dict[str, str]]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
+    def _open(self, method: str, path: str, data: bytes | None = None, *,
+              headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+        """The service's answer, open for reading; a refusal or no answer as a `LeagueError`."""
+        sent = dict(headers or {})
         if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token()}"
+            sent["Authorization"] = f"Bearer {self.token()}"
         request = urllib.request.Request(  # noqa: S310 - http(s), checked in __init__
-            self.base_url + path, data=data, method=method, headers=headers)
+            self.base_url + path, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout,  # noqa: S310
-                                        context=self.context) as response:
-                return response.read(), dict(response.headers)
+            return urllib.request.urlopen(request, timeout=self.timeout if timeout is None else timeout,  # noqa: S310
+                                          context=self.context)
         except urllib.error.HTTPError as error:
             try:
                 problem = json.loads(error.read())
@@ -74,9 +73,21 @@ class JsonApi:
                 problem.get("error") or f"{self.what} answered {error.code}",
                 hint=problem.get("hint") or None) from None
         except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise self.unavailable(f"{self.what} at {self.base_url} does not answer ({reason})",
-                                   hint="is the eco-system up? `league status`") from None
+            raise self._unanswered(error) from None
+
+    def _unanswered(self, error: Exception) -> LeagueError:
+        reason = getattr(error, "reason", error)
+        return self.unavailable(f"{self.what} at {self.base_url} does not answer ({reason})",
+                                hint="is the eco-system up? `league status`")
+
+    def _call(self, method: str, path: str,
+              body: dict[str, Any] | None = None) -> tuple[bytes, dict[str, str]]:
+        data = None if body is None else json.dumps(body).encode()
+        with self._open(method, path, data, headers={"Content-Type": "application/json"}) as response:
+            try:
+                return response.read(), dict(response.headers)
+            except OSError as error:
+                raise self._unanswered(error) from None
 
     def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(self._call(method, path, body)[0])

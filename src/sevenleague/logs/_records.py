@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -101,10 +100,7 @@ class TimestampParser:
 
 def level_number(value: Any) -> int | None:
     """The level as a number, or None for a level this store does not know."""
-    if not isinstance(value, str):
-        return None
-    name = value.lower()
-    return LEVELS.get(LEVEL_ALIASES.get(name, name))
+    return _LEVEL_OF.get(value.lower()) if isinstance(value, str) else None
 
 
 def format_ts(millis: int) -> str:
@@ -168,7 +164,7 @@ def parse_batch(body: bytes, timestamps: TimestampParser | None = None) -> list[
     records: list[StoredRecord] = []
     append = records.append
     loads = orjson.loads
-    for number, line in enumerate(_lines(body), start=1):
+    for number, line in enumerate(body.split(b"\n"), start=1):
         if not line or line.isspace():
             continue
         try:
@@ -178,10 +174,6 @@ def parse_batch(body: bytes, timestamps: TimestampParser | None = None) -> list[
         except ValueError as error:
             raise BadBatch(f"line {number}: {error}") from None
     return records
-
-
-def _lines(body: bytes) -> Iterator[bytes]:
-    return iter(body.split(b"\n"))
 
 
 def to_json(row: tuple[Any, ...], cursor: int) -> dict[str, Any]:

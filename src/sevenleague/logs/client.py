@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,23 +57,7 @@ class LogsClient(JsonApi):
             time.sleep(RECONNECT_SECONDS)
 
     def _events(self, path: str) -> Iterator[dict[str, Any]]:
-        headers = {"Accept": "text/event-stream"}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token()}"
-        request = urllib.request.Request(self.base_url + path, headers=headers)  # noqa: S310
-        try:
-            response = urllib.request.urlopen(request, timeout=60, context=self.context)  # noqa: S310
-        except urllib.error.HTTPError as error:
-            try:
-                problem = json.loads(error.read())
-            except ValueError:
-                problem = {}
-            raise LeagueError(problem.get("error") or f"{self.what} answered {error.code}",
-                              hint=problem.get("hint") or None) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise self.unavailable(f"{self.what} at {self.base_url} does not answer "
-                                   f"({getattr(error, 'reason', error)})",
-                                   hint="is the eco-system up? `league status`") from None
+        response = self._open("GET", path, headers={"Accept": "text/event-stream"}, timeout=60)
         data: list[bytes] = []
         try:
             with response:
